@@ -1,0 +1,1 @@
+"""The engine: entity state, YAML rules compiled to durable_rules, deadlines, alert transitions."""

@@ -1,0 +1,105 @@
+"""Each entity's current state, merged from its change records.
+
+A state is a JSON-able dict (it lives in a Faust table and its changelog):
+
+    entity, key    identity
+    p              the partition it belongs to (where its records arrive)
+    fields         current values under canonical names
+    seqs           last applied seq per source (replays are recognised and dropped)
+    history        the most recent changes, newest last, with field-level diffs
+    firing         rule id → epoch seconds when it started firing
+    due            epoch seconds of the next instant a rule's truth can change, or None
+    ts             source time of the last applied change
+    deleted        the source deleted it (kept only until its alerts resolve)
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from orderwatch.record import ChangeRecord, Seq
+
+HISTORY_LIMIT = 20
+
+
+class Change(TypedDict):
+    ts: str
+    seq: Seq
+    source: str
+    op: str
+    actor: str | None
+    changed: dict[str, list[Any]]
+
+
+class EntityState(TypedDict):
+    entity: str
+    key: str
+    p: int
+    fields: dict[str, Any]
+    seqs: dict[str, Seq]
+    history: list[Change]
+    firing: dict[str, float]
+    due: float | None
+    ts: str
+    deleted: bool
+
+
+def new_state(record: ChangeRecord, partition: int) -> EntityState:
+    return EntityState(
+        entity=record.entity,
+        key=record.key,
+        p=partition,
+        fields={},
+        seqs={},
+        history=[],
+        firing={},
+        due=None,
+        ts=record.ts.isoformat(),
+        deleted=False,
+    )
+
+
+def is_newer(seq: Seq, last: Seq | None) -> bool:
+    """Cursor order: integers numerically, strings lexically (ISO timestamps sort)."""
+    if last is None:
+        return True
+    if isinstance(seq, int) and isinstance(last, int):
+        return seq > last
+    return str(seq) > str(last)
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+    keys = old.keys() | new.keys()
+    return {k: [old.get(k), new.get(k)] for k in sorted(keys) if old.get(k) != new.get(k)}
+
+
+def apply_record(
+    state: EntityState | None, record: ChangeRecord, partition: int, history_limit: int = HISTORY_LIMIT
+) -> EntityState | None:
+    """Merge one record into a state; None when the record is a replay (not newer)."""
+    if state is None:
+        state = new_state(record, partition)
+    elif not is_newer(record.seq, state["seqs"].get(record.source)):
+        return None
+    state["seqs"][record.source] = record.seq
+    state["p"] = partition
+    state["ts"] = record.ts.isoformat()
+    if record.op == "delete":
+        changed = {k: [v, None] for k, v in state["fields"].items()}
+        state["deleted"] = True
+    else:
+        new_fields = dict(record.fields)
+        changed = (
+            {k: [v[0], v[1]] for k, v in record.changed.items()}
+            if record.changed is not None
+            else diff(state["fields"], new_fields)
+        )
+        state["fields"] = new_fields
+        state["deleted"] = False
+    state["history"].append(
+        Change(ts=record.ts.isoformat(), seq=record.seq, source=record.source, op=record.op,
+               actor=record.actor, changed=changed)
+    )
+    if len(state["history"]) > history_limit:
+        del state["history"][: len(state["history"]) - history_limit]
+    return state

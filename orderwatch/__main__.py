@@ -1,0 +1,3 @@
+from orderwatch.cli import main
+
+raise SystemExit(main())

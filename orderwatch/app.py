@@ -1,0 +1,128 @@
+"""Assemble one orderwatch worker: the Faust app, the engine, the alert sink, the web endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alerts.sink import AlertSink
+from alerts.store import AlertStore
+from engine.changelog import Output
+from engine.evaluator import Evaluator
+from engine.pipeline import Clock, Engine
+from engine.rules import load_rules
+from orderwatch.config import Settings
+from orderwatch.topics import bootstrap_of, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    app: faust.App
+    engine: Engine
+    sink: AlertSink
+    store: AlertStore
+    output: Output
+
+
+def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
+    """Everything a worker runs, wired but not started; the broker URL must be a kafka:// URL."""
+    rules = load_rules(list(settings.rules))
+    Path(settings.datadir).mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        datadir=str(Path(settings.datadir).resolve() / "faust"),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        stream_wait_empty=False,
+        worker_redirect_stdouts=False,
+    )
+    store = AlertStore(settings.store_url)
+    output = Output(bootstrap_of(settings.broker))
+    engine = Engine(app, settings, Evaluator(rules, name=settings.app_id), output, clock)
+    sink = AlertSink(app, settings, store)
+    worker = Worker(settings, app, engine, sink, store, output)
+    _add_web(worker)
+
+    @app.on_before_shutdown.connect  # type: ignore[misc]
+    async def _close(app: faust.App, **_: Any) -> None:
+        await output.stop()
+
+    return worker
+
+
+def _add_web(worker: Worker) -> None:
+    app, engine = worker.app, worker.engine
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/api/orders/{entity}/{key}")
+    async def order_view(web: Any, request: Any, entity: str, key: str) -> Any:
+        state = engine.get(f"{entity}:{key}")
+        if state is None:
+            return web.json({"error": f"{entity} {key} is not held by this worker"}, status=404)
+        return web.json(state)
+
+    @app.page("/api/status")
+    async def status_view(web: Any, request: Any) -> Any:
+        states = engine.states()
+        active = engine._active_partitions()
+        return web.json({
+            "entities": len(states),
+            "partitions": sorted(active) if active is not None else None,
+            "records": engine.stats.records,
+            "dead_lettered": engine.stats.dead,
+            "alert_events": engine.stats.alert_events,
+            "alerts_stored": worker.sink.stats.stored,
+        })
+
+
+def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or until a task asks to stop); returns the exit code."""
+    settings = worker.settings
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(bootstrap_of(settings.broker), settings))
+    if on_started is not None:
+        worker.app.task(lambda: on_started(worker))
+    faust_worker = faust.Worker(
+        worker.app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+    )
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        worker.store.close()
+    return 0
+
+
+def request_stop() -> None:
+    """Ask the running worker to shut down cleanly (the same path as Ctrl-C)."""
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,193 @@
+"""The `orderwatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from orderwatch.yamlsrc import SourceError
+
+
+def _worker_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML settings file (see README: configuration reference)")
+    p.add_argument("--broker", help="'embedded' (default) or kafka://host:port")
+    p.add_argument("--store", help="SQLAlchemy URL of the alert store (default: SQLite in --datadir)")
+    p.add_argument("--rules", action="append", help="rule file or folder (repeatable; default: shipped rules/)")
+    p.add_argument("--datadir", help="folder for local state (default: .orderwatch)")
+    p.add_argument("--web-host", help="address of /metrics and the HTTP API (default 127.0.0.1)")
+    p.add_argument("--web-port", type=int, help="port of /metrics and the HTTP API (default 6066)")
+    p.add_argument("--partitions", type=int, help="partitions of orderwatch's topics (default 4)")
+    p.add_argument("--app-id", help="consumer group and topic namespace of the workers (default orderwatch)")
+    p.add_argument("--tick", type=float, dest="tick_seconds", help="seconds between deadline checks (default 5)")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from orderwatch.config import load_settings
+
+    keys = ("broker", "store", "rules", "datadir", "web_host", "web_port", "partitions", "app_id", "tick_seconds")
+    overrides = {k: getattr(args, k, None) for k in keys}
+    if overrides["app_id"]:
+        overrides["topic_prefix"] = overrides["app_id"]
+    return load_settings(args.config, overrides)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from orderwatch.app import build_worker, run_worker
+    from orderwatch.broker import EmbeddedBroker
+
+    settings = _settings(args)
+    if settings.broker != "embedded":
+        return run_worker(build_worker(settings))
+    from dataclasses import replace
+
+    with EmbeddedBroker() as broker:
+        print(f"orderwatch: embedded broker on {broker.bootstrap}", flush=True)
+        return run_worker(build_worker(replace(settings, broker=broker.url)))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from orderwatch.demo import run_demo
+
+    return run_demo(args.exit_when_idle, args.web_port, args.datadir)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from orderwatch.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port=args.port) as broker:
+        print(f"embedded broker listening: {broker.url}", flush=True)
+        try:
+            while broker.process is not None and broker.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    """Publish change records from a JSON-lines file; bad lines go through to be dead-lettered."""
+    from aiokafka import AIOKafkaProducer
+
+    from connectors.publisher import Publisher
+    from orderwatch.record import ChangeRecord, InvalidRecord
+    from orderwatch.topics import bootstrap_of, ensure_topics
+
+    settings = _settings(args)
+    bootstrap = bootstrap_of(settings.broker)
+
+    async def go() -> int:
+        await ensure_topics(bootstrap, settings)
+        publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
+        raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await publisher.start()
+        await raw.start()
+        good: list[ChangeRecord] = []
+        bad = 0
+        try:
+            with open(args.file, encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    try:
+                        good.append(ChangeRecord.from_dict(json.loads(line)))
+                    except (ValueError, InvalidRecord):
+                        # The engine validates again and dead-letters it with the reason.
+                        await raw.send_and_wait(settings.changes_topic, line.strip().encode(), partition=0)
+                        bad += 1
+            await publisher.publish(good)
+        finally:
+            await publisher.stop()
+            await raw.stop()
+        print(f"published {len(good)} records, {bad} invalid lines sent for dead-lettering")
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    from alerts.store import AlertStore
+
+    store = AlertStore(_settings(args).store_url)
+    alerts = store.list(state=args.state, rule=args.rule)
+    if args.format == "json":
+        for a in alerts:
+            print(json.dumps(a.to_dict(), ensure_ascii=False))
+    else:
+        for a in alerts:
+            print(f"{a.state:<9} {a.severity:<8} {a.rule:<28} {a.entity}:{a.key:<16} owner={a.owner or '-'}  {a.summary}")
+        print(f"{len(alerts)} alert(s)")
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from engine.compiler import compile_rules
+    from engine.rules import load_rules
+
+    try:
+        rules = load_rules(args.paths)
+        compile_rules(rules)
+    except SourceError as exc:
+        for pos, msg in exc.problems:
+            print(f"{pos}: {msg}")
+        return 1
+    print(f"{len(rules)} rule(s) OK")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orderwatch", description="Watch orders; route exceptions to their owners.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run everything on the embedded broker with the shipped demo data")
+    p.add_argument("--exit-when-idle", action="store_true", help="stop once all demo data is processed")
+    p.add_argument("--web-port", type=int, help="port for /metrics (default: a free port)")
+    p.add_argument("--datadir", default=".orderwatch/demo", help="scratch folder, wiped at start")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="run a worker: engine + alert sink (+ embedded broker by default)")
+    _worker_flags(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) in the foreground")
+    p.add_argument("--port", type=int, help="listen on 127.0.0.1:PORT (default: a free port)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("produce", help="publish change records from a JSON-lines file")
+    p.add_argument("file", help="one change record (JSON) per line")
+    _worker_flags(p)
+    p.set_defaults(func=cmd_produce)
+
+    alerts = sub.add_parser("alerts", help="inspect the alert store").add_subparsers(dest="alerts_cmd", required=True)
+    p = alerts.add_parser("list", help="list alerts")
+    _worker_flags(p)
+    p.add_argument("--state", choices=["firing", "acknowledged", "silenced", "resolved"])
+    p.add_argument("--rule")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_alerts_list)
+
+    rules = sub.add_parser("rules", help="rule authoring tools").add_subparsers(dest="rules_cmd", required=True)
+    p = rules.add_parser("check", help="validate rule files; print file:line:col: problem")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_rules_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SourceError as exc:
+        for pos, msg in exc.problems:
+            print(f"{pos}: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

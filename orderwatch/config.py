@@ -1,0 +1,112 @@
+"""Worker settings: defaults, then the YAML config file, then ORDERWATCH_* env, then CLI flags.
+
+Every key is documented in the README's configuration reference. An unknown
+key in the file is an error with its position, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from orderwatch.yamlsrc import Map, SourceError, load_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_RULES = REPO_ROOT / "rules"
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = "embedded"  # or kafka://host:port[,host:port]
+    store: str = ""  # SQLAlchemy URL; default sqlite:///<datadir>/alerts.sqlite
+    rules: tuple[str, ...] = (str(SHIPPED_RULES),)
+    connectors: str = ""  # a connectors YAML file run inside this process
+    app_id: str = "orderwatch"
+    topic_prefix: str = "orderwatch"
+    partitions: int = 4
+    datadir: str = ".orderwatch"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    tick_seconds: float = 5.0
+    history_limit: int = 20
+    session_timeout: float = 10.0
+    console: bool = True
+    log_level: str = "warn"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{Path(self.datadir).resolve() / 'alerts.sqlite'}"
+
+    @property
+    def changes_topic(self) -> str:
+        return f"{self.topic_prefix}-changes"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}-alerts"
+
+    @property
+    def deadletter_topic(self) -> str:
+        return f"{self.topic_prefix}-deadletter"
+
+
+_KEYS = {f.name for f in fields(Settings)} - {"extra"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(Settings, name, None) if name != "rules" else ()
+    if name == "rules":
+        if isinstance(value, str):
+            return tuple(v for v in value.split(",") if v)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ValueError("rules is a list of files or folders")
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is a string")
+    return value
+
+
+def load_settings(path: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build settings from file, environment and overrides (None values are ignored)."""
+    values: dict[str, Any] = {}
+    base = Path.cwd()
+    if path:
+        doc = load_file(path)
+        base = Path(path).resolve().parent
+        if doc is not None and not isinstance(doc, Map):
+            raise SourceError([(getattr(doc, "pos"), "the config file is a mapping of settings")])
+        problems = []
+        for key, value in (doc or {}).items():
+            if key not in _KEYS:
+                problems.append((doc.at(key), f"unknown setting '{key}'; known: {', '.join(sorted(_KEYS))}"))
+                continue
+            try:
+                values[key] = _coerce(key, value)
+            except (TypeError, ValueError) as exc:
+                problems.append((doc.at(key), f"{key}: {exc}"))
+        if problems:
+            raise SourceError(problems)
+        for key in ("datadir", "connectors"):
+            if key in values and values[key] and not Path(values[key]).is_absolute():
+                values[key] = str(base / values[key])
+        if "rules" in values:
+            values["rules"] = tuple(str(base / r) if not Path(r).is_absolute() else r for r in values["rules"])
+    for key in _KEYS:
+        env = os.environ.get(f"ORDERWATCH_{key.upper()}")
+        if env is not None:
+            values[key] = _coerce(key, env)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value)
+    return replace(Settings(), **values)
