@@ -1,0 +1,148 @@
+"""Shared fixtures: a real embedded broker, and orderwatch workers run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from orderwatch.broker import EmbeddedBroker, free_port
+
+ORDERWATCH = [sys.executable, "-m", "orderwatch"]
+
+
+def tansu_pids() -> set[int]:
+    """Every running Tansu broker process on this machine."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"/tansu") and b"broker" in cmd:
+            pids.add(int(entry.name))
+    return pids
+
+
+_PIDS_BEFORE = tansu_pids()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # No orphan brokers after the suite: any Tansu started during the run must be gone.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and tansu_pids() - _PIDS_BEFORE:
+        time.sleep(0.2)
+    left = tansu_pids() - _PIDS_BEFORE
+    if left:
+        print(f"\nORPHAN BROKERS left by the test run: {sorted(left)}", file=sys.stderr)
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as b:
+        yield b
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class WorkerProc:
+    """An `orderwatch worker` subprocess with its own web port."""
+
+    def __init__(self, broker_url: str, app_id: str, datadir: Path, store: str, tick: float = 1.0) -> None:
+        self.port = free_port()
+        self.log_path = datadir / f"worker-{self.port}.log"
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ORDERWATCH + [
+                "worker", "--broker", broker_url, "--app-id", app_id, "--datadir", str(datadir / str(self.port)),
+                "--web-port", str(self.port), "--store", store, "--tick", str(tick),
+            ],
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            return get_json(self.url + "/api/status")
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+            st = self.status()
+            if st and st.get("partitions"):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def app_id() -> str:
+    return f"ow-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def workers(broker: EmbeddedBroker, app_id: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[WorkerProc] = []
+    store = f"sqlite:///{tmp_path / 'alerts.sqlite'}"
+
+    def start(n: int = 1) -> list[WorkerProc]:
+        new = [WorkerProc(broker.url, app_id, tmp_path, store) for _ in range(n)]
+        started.extend(new)
+        return new
+
+    start.store = store  # type: ignore[attr-defined]
+    yield start
+    for w in started:
+        w.stop()
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def ci() -> bool:
+    return os.environ.get("CI") == "true"
