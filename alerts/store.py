@@ -8,6 +8,7 @@ the transitions that changed the store: those, and only those, are notified.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -16,6 +17,7 @@ from sqlalchemy import (
     JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from orderwatch.alert import AlertEvent
@@ -114,6 +116,17 @@ class AlertStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        for attempt in range(5):
+            try:
+                self._create_schema()
+                break
+            except (OperationalError, IntegrityError, ProgrammingError):
+                # Workers starting together race to create the schema; the loser retries.
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def _create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
         with Session(self.engine) as session, session.begin():
             if session.get(MetaRow, "schema_version") is None:

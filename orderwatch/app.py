@@ -114,6 +114,7 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
     faust_worker = faust.Worker(
         worker.app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
     )
+    faust_worker.spinner = None  # alerts go to stdout; no terminal control codes between them
     try:
         faust_worker.execute_from_commandline()
     except SystemExit as exc:

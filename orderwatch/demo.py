@@ -63,9 +63,9 @@ def build_erp(path: Path, today: date | None = None) -> None:
 
 
 def _load_connectors(config_path: Path, bookmarks: BookmarkStore) -> list[Any]:
-    from connectors.config import build_connector, load_connectors_config
+    from connectors.config import build_connector, load_config
 
-    return [build_connector(cfg, bookmarks.load(cfg.id)) for cfg in load_connectors_config(config_path)]
+    return [build_connector(cfg, bookmarks.load(cfg.id)) for cfg in load_config(config_path)]
 
 
 async def _drive(worker: Worker, exit_when_idle: bool, datadir: Path) -> None:

@@ -20,8 +20,8 @@ from orderwatch.broker import EmbeddedBroker, free_port
 ORDERWATCH = [sys.executable, "-m", "orderwatch"]
 
 
-def tansu_pids() -> set[int]:
-    """Every running Tansu broker process on this machine."""
+def tansu_pids(parent: int | None = None) -> set[int]:
+    """Running Tansu broker processes (only the children of `parent`, if given)."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -31,19 +31,33 @@ def tansu_pids() -> set[int]:
         except OSError:
             continue
         if cmd and cmd[0].endswith(b"/tansu") and b"broker" in cmd:
-            pids.add(int(entry.name))
+            if parent is None or parent_of(int(entry.name)) == parent:
+                pids.add(int(entry.name))
     return pids
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 _PIDS_BEFORE = tansu_pids()
 
 
+def _leftovers() -> set[int]:
+    # Orphans (re-parented to init) and brokers still held by this pytest process.
+    return {p for p in tansu_pids() - _PIDS_BEFORE if parent_of(p) in (1, os.getpid())}
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    # No orphan brokers after the suite: any Tansu started during the run must be gone.
+    # No orphan brokers after the suite (session fixtures are torn down by now).
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and tansu_pids() - _PIDS_BEFORE:
+    while time.monotonic() < deadline and _leftovers():
         time.sleep(0.2)
-    left = tansu_pids() - _PIDS_BEFORE
+    left = _leftovers()
     if left:
         print(f"\nORPHAN BROKERS left by the test run: {sorted(left)}", file=sys.stderr)
         session.exitstatus = 1

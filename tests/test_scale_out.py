@@ -104,7 +104,11 @@ def test_survivor_holds_complete_state_after_a_sigkill(broker, tmp_path) -> None
         def states() -> list[dict]:
             return [get_json(f"{a.url}/api/orders/purchase_order/{key}") for key in sample]
 
-        wait_for(lambda: all(s["seqs"] == {"erp": 2} for s in states()), 60, "the updates to be applied")
+        try:
+            wait_for(lambda: all(s["seqs"] == {"erp": 2} for s in states()), 60, "the updates to be applied")
+        except AssertionError:
+            stale = [s for s in states() if s["seqs"] != {"erp": 2}]
+            raise AssertionError(f"{len(stale)} stale, e.g. {stale[:1]}; status {a.status()}\n{a.log()}") from None
         for state in states():
             # Both changes are in the history: the one applied before the kill was recovered.
             assert [h["seq"] for h in state["history"]] == [1, 2]

@@ -1,0 +1,195 @@
+"""Source columns → canonical field names, with type conversion.
+
+A mapping turns one source row (a dict keyed by column name) into the
+canonical `fields` dict of a ChangeRecord. Every output value is JSON-native
+(str, int, float, bool or None; dates as ISO strings) so that a connector can
+keep it in its bookmark and compare it after a JSON round trip.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connectors.dates import parse_date, parse_datetime, to_iso
+
+FIELD_TYPES = ("string", "number", "integer", "date", "datetime", "bool")
+
+_TRUE = {"true", "t", "yes", "y", "1", "on", "是", "对", "√", "✓"}
+_FALSE = {"false", "f", "no", "n", "0", "off", "否", "错", "×", "✗"}
+# Currency marks people type into amount cells; stripped before parsing.
+_CURRENCY = re.compile(
+    r"^(?:[¥$€£₩]|CNY|RMB|USD|EUR|HKD)\s*|\s*(?:元|CNY|RMB|USD|EUR|HKD)$", re.IGNORECASE
+)
+_PLAIN_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_GROUPED_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+_MAX_EXACT_INT = 2**53  # beyond this a float no longer holds every integer
+
+
+class MappingError(ValueError):
+    """A cell that could not become its canonical field."""
+
+    def __init__(self, field: str, column: str, text: str, reason: str) -> None:
+        super().__init__(f"field {field!r} (column {column!r}): {reason}")
+        self.field = field
+        self.column = column
+        self.text = text
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One canonical field, read from one source column."""
+
+    name: str
+    column: str
+    type: str = "string"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """The canonical fields of one connector; `default_tz` applies to naive times."""
+
+    specs: tuple[FieldSpec, ...]
+    default_tz: tzinfo = UTC
+
+    def columns(self) -> list[str]:
+        """Source columns this mapping reads, in order, without repeats."""
+        return list(dict.fromkeys(spec.column for spec in self.specs))
+
+    def apply(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Map one row; raise MappingError naming the first cell that does not convert."""
+        out: dict[str, Any] = {}
+        for spec in self.specs:
+            if spec.column not in row:
+                raise MappingError(spec.name, spec.column, "", "the source has no such column")
+            value = row[spec.column]
+            try:
+                out[spec.name] = convert(value, spec.type, self.default_tz)
+            except ValueError as exc:
+                raise MappingError(spec.name, spec.column, cell_text(value), str(exc)) from None
+        return out
+
+
+def convert(value: Any, type_: str, default_tz: tzinfo = UTC) -> Any:
+    """Convert one cell to a JSON-native value of `type_`; blank → None."""
+    if is_blank(value):
+        return None
+    if type_ == "string":
+        return to_iso(value) if isinstance(value, date) else cell_text(value)
+    if type_ == "number":
+        return _number(value)
+    if type_ == "integer":
+        number = _number(value)
+        if isinstance(number, float):
+            raise ValueError(f"not a whole number: {cell_text(value)!r}")
+        return number
+    if type_ == "date":
+        parsed = parse_date(value, default_tz)
+        # A datetime in a date column (Excel's "2025/3/5 0:00") keeps only its day.
+        return to_iso(parsed.date() if isinstance(parsed, datetime) else parsed)
+    if type_ == "datetime":
+        return to_iso(parse_datetime(value, default_tz))
+    if type_ == "bool":
+        return _bool(value)
+    raise ValueError(f"unknown field type {type_!r}; known: {', '.join(FIELD_TYPES)}")
+
+
+def make_key(row: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """The business key: the key columns' text joined with ':'; a blank part is an error."""
+    parts = []
+    for column in columns:
+        value = row.get(column)
+        if is_blank(value):
+            raise MappingError("key", column, cell_text(value), "the key column is blank")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 1001.0 from a numeric cell is key "1001"
+        parts.append(to_iso(value) if isinstance(value, date) else cell_text(value))
+    return ":".join(parts)
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def cell_text(value: Any) -> str:
+    """A cell as a person would read it (for messages and string fields)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").strip()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value).strip()
+
+
+def jsonable(value: Any) -> Any:
+    """A source value in a form json.dumps accepts (for dead-letter payloads)."""
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, date):
+        return to_iso(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return cell_text(value)
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")  # noqa: TRY004 - a dead letter, not a bug
+    if isinstance(value, (int, float, Decimal)):
+        # str() first: Decimal(0.1) would carry the float's binary noise.
+        exact = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        return _normalise(exact, value)
+    text = unicodedata.normalize("NFKC", cell_text(value)).replace(" ", "")
+    negative = text.startswith("(") and text.endswith(")")  # accounting style (1,234.00)
+    if negative:
+        text = text[1:-1]
+    sign, text = _split_sign(text)
+    text = _CURRENCY.sub("", text)
+    if not sign:  # ¥-12.50 puts the sign after the currency mark
+        sign, text = _split_sign(text)
+    negative = negative != (sign == "-")
+    if _GROUPED_NUMBER.fullmatch(text):
+        text = text.replace(",", "")
+    elif not _PLAIN_NUMBER.fullmatch(text):
+        raise ValueError(f"not a number: {cell_text(value)!r}")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: {cell_text(value)!r}") from None
+    return _normalise(-number if negative else number, value)
+
+
+def _split_sign(text: str) -> tuple[str, str]:
+    return (text[0], text[1:]) if text[:1] in ("+", "-") else ("", text)
+
+
+def _normalise(number: Decimal, shown: Any) -> int | float:
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {cell_text(shown)!r}")
+    # Whole numbers stay ints so that "100" and 100 compare equal after JSON.
+    if number == number.to_integral_value() and abs(number) < _MAX_EXACT_INT:
+        return int(number)
+    return float(number)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, Decimal)) and value in (0, 1):
+        return bool(value)
+    text = unicodedata.normalize("NFKC", cell_text(value)).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a yes/no value: {cell_text(value)!r}")

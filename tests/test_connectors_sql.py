@@ -1,0 +1,308 @@
+"""The SQL connector against real databases: SQLite here, PostgreSQL and MariaDB servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from connectors.base import BookmarkStore
+from connectors.mapping import FieldMapping, FieldSpec
+from connectors.sql import SqlConfig, SqlConnector, begin_read_only
+from tests.dbservers import server_url, unique_name
+
+T0 = datetime(2025, 3, 5, 10, 0, 0, 250000)
+MAPPING = FieldMapping(
+    (
+        FieldSpec("supplier", "supplier_name"),
+        FieldSpec("expected_date", "expected_date", "date"),
+        FieldSpec("ordered_on", "ordered_on", "date"),
+        FieldSpec("amount", "amount", "number"),
+    )
+)
+SERVERS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.integration),
+    pytest.param("mariadb", marks=pytest.mark.integration),
+]
+
+
+@dataclass
+class Db:
+    url: str
+    engine: sa.Engine
+    orders: sa.Table
+    lines: sa.Table
+
+    def insert(self, table: sa.Table, *rows: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(table.insert(), list(rows))
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(self.orders)).scalar_one()
+
+
+@pytest.fixture(params=SERVERS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    server = request.param
+    url = f"sqlite:///{tmp_path / 'erp.sqlite'}" if server == "sqlite" else server_url(server)
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    # MariaDB's DATETIME drops fractions unless asked to keep them.
+    stamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    orders = sa.Table(
+        unique_name("ow_po"),
+        meta,
+        sa.Column("po_number", sa.String(32), primary_key=True),
+        sa.Column("supplier_name", sa.String(100)),
+        sa.Column("expected_date", sa.String(20)),  # ERPs keep dates as text more often than not
+        sa.Column("ordered_on", sa.Date),
+        sa.Column("amount", sa.Numeric(12, 2)),
+        sa.Column("updated_at", stamp),
+        sa.Column("updated_by", sa.String(50)),
+    )
+    lines = sa.Table(
+        unique_name("ow_line"),
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("po_number", sa.String(32)),
+        sa.Column("line_no", sa.Integer),
+        sa.Column("sku", sa.String(32)),
+        sa.Column("qty", sa.Integer),
+    )
+    meta.create_all(engine)
+    try:
+        yield Db(url, engine, orders, lines)
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()
+
+
+def order(po: str, at: datetime, **values: Any) -> dict[str, Any]:
+    row = {
+        "po_number": po,
+        "supplier_name": f"supplier of {po}",
+        "expected_date": "2025/4/1",
+        "ordered_on": date(2025, 3, 1),
+        "amount": Decimal("1234.50"),
+        "updated_at": at,
+        "updated_by": "alice",
+    }
+    return {**row, **values}
+
+
+def orders_config(db: Db, **options: Any) -> SqlConfig:
+    return SqlConfig(
+        id="demo-erp",
+        entity="purchase_order",
+        url=db.url,
+        key=("po_number",),
+        cursor="updated_at",
+        mapping=MAPPING,
+        table=db.orders.name,
+        actor="updated_by",
+        **options,
+    )
+
+
+def test_a_row_becomes_a_change_record(db: Db) -> None:
+    db.insert(db.orders, order("PO-1", T0))
+    conn = SqlConnector(orders_config(db))
+    result = conn.poll()
+    conn.close()
+    assert result.dead == [] and result.rows_read == 1
+    [record] = result.records
+    assert (record.source, record.entity, record.key, record.op) == (
+        "demo-erp",
+        "purchase_order",
+        "PO-1",
+        "upsert",
+    )
+    assert record.fields == {
+        "supplier": "supplier of PO-1",
+        "expected_date": "2025-04-01",
+        "ordered_on": "2025-03-01",
+        "amount": 1234.5,
+    }
+    assert record.ts == T0.replace(tzinfo=UTC)  # no tz in the column: taken as UTC
+    assert record.seq == "2025-03-05T10:00:00.250000+00:00"
+    assert record.actor == "alice"
+
+
+def test_cursor_ties_are_neither_lost_nor_repeated_across_restarts(db: Db, tmp_path: Path) -> None:
+    t1, t2, t3 = T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    db.insert(
+        db.orders,
+        *(order(f"PO-{n}", t1) for n in (5, 3, 1, 4, 2)),
+        order("PO-7", t2),
+        order("PO-6", t2),
+    )
+    store = BookmarkStore(tmp_path / "bookmarks")
+    cfg = orders_config(db, batch_size=2)
+
+    def drain() -> list[str]:
+        """Poll until dry, each poll by a fresh connector resumed from the stored bookmark."""
+        keys: list[str] = []
+        while True:
+            conn = SqlConnector(cfg, store.load(cfg.id))
+            result = conn.poll()
+            conn.close()
+            assert len(result.records) <= 2
+            if not result.records:
+                assert result.bookmark is None
+                return keys
+            keys += [r.key for r in result.records]
+            conn.commit(result)
+            store.save(conn.id, conn.bookmark)
+
+    assert drain() == ["PO-1", "PO-2", "PO-3", "PO-4", "PO-5", "PO-6", "PO-7"]
+    # A late row on the last cursor value, after the last key; an edit moves PO-1 forward.
+    db.insert(db.orders, order("PO-8", t2))
+    with db.engine.begin() as c:
+        c.execute(
+            db.orders.update()
+            .where(db.orders.c.po_number == "PO-1")
+            .values(updated_at=t3, supplier_name="renamed")
+        )
+    assert drain() == ["PO-8", "PO-1"]
+    assert drain() == []
+
+
+def test_a_value_that_does_not_convert_is_a_dead_letter(db: Db) -> None:
+    db.insert(
+        db.orders,
+        order("PO-1", T0),
+        order("PO-2", T0, expected_date="soon"),
+        order("PO-3", T0 + timedelta(seconds=1)),
+    )
+    conn = SqlConnector(orders_config(db))
+    result = conn.poll()
+    assert [r.key for r in result.records] == ["PO-1", "PO-3"]
+    [dead] = result.dead
+    assert dead.where == {
+        "table": db.orders.name,
+        "key": "PO-2",
+        "column": "expected_date",
+        "text": "soon",
+    }
+    assert dead.field == "expected_date"
+    assert dead.payload["po_number"] == "PO-2"
+    conn.commit(result)
+    assert conn.poll().rows_read == 0  # the bad row is reported once, not re-read forever
+    conn.close()
+
+
+def test_a_query_with_an_integer_cursor_and_a_composite_key(db: Db) -> None:
+    db.insert(
+        db.lines,
+        *(
+            {"po_number": f"PO-{p}", "line_no": n, "sku": sku, "qty": n * 10}
+            for p, n, sku in [(1, 1, "A"), (1, 2, "X:1"), (2, 1, "B"), (1, 3, "C")]
+        ),
+    )
+    # The colon inside the SQL literal must not be taken for a bind parameter.
+    query = f"SELECT id, po_number, line_no, sku, qty FROM {db.lines.name} WHERE sku <> 'X:1'"
+    cfg = SqlConfig(
+        id="erp-lines",
+        entity="purchase_order",
+        url=db.url,
+        key=("po_number", "line_no"),
+        cursor="id",
+        query=query,
+        batch_size=2,
+        mapping=FieldMapping((FieldSpec("sku", "sku"), FieldSpec("qty", "qty", "integer"))),
+    )
+    conn = SqlConnector(cfg)
+    before = datetime.now(UTC)
+    first = conn.poll()
+    conn.commit(first)
+    second = conn.poll()
+    conn.commit(second)
+    conn.close()
+    records = first.records + second.records
+    assert [(r.key, r.seq, r.fields["qty"]) for r in records] == [
+        ("PO-1:1", 1, 10),
+        ("PO-2:1", 3, 10),
+        ("PO-1:3", 4, 30),
+    ]
+    assert all(r.ts >= before for r in records)  # an id is no time: ts = when it was read
+    assert conn.bookmark == {"cursor": 4, "key": ["PO-1", 3]}
+
+
+def test_the_connector_cannot_write(db: Db) -> None:
+    db.insert(db.orders, order("PO-1", T0))
+    conn = SqlConnector(orders_config(db))
+    for _ in range(2):  # a fresh connection, then one reused from the pool
+        assert [r.key for r in conn.poll().records] == ["PO-1"]
+        with conn.engine.connect() as c:
+            begin_read_only(c)
+            with pytest.raises(sa.exc.DBAPIError, match="(?i)read.only|readonly"):
+                c.execute(db.orders.insert(), [order("PO-2", T0)])
+            c.rollback()
+    conn.close()
+    assert db.count() == 1
+
+
+def test_a_missing_sqlite_file_is_an_error_not_a_new_empty_database(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.sqlite"
+    cfg = SqlConfig(
+        id="x",
+        entity="purchase_order",
+        url=f"sqlite:///{missing}",
+        key=("po_number",),
+        cursor="updated_at",
+        mapping=MAPPING,
+        table="po",
+    )
+    conn = SqlConnector(cfg)
+    with pytest.raises(sa.exc.OperationalError, match="unable to open database file"):
+        conn.poll()
+    assert not missing.exists()
+
+
+@pytest.mark.integration
+def test_postgresql_timestamptz_keeps_its_instant_across_a_resume() -> None:
+    url = server_url("postgresql")
+    engine = sa.create_engine(url)
+    table = sa.Table(
+        unique_name("ow_tz"),
+        sa.MetaData(),
+        sa.Column("po_number", sa.String(32), primary_key=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True)),
+    )
+    table.create(engine)
+    try:
+        cst = timezone(timedelta(hours=8))
+        at = datetime(2025, 3, 5, 18, 0, tzinfo=cst)
+        with engine.begin() as c:
+            c.execute(table.insert(), [{"po_number": k, "updated_at": at} for k in ("A", "B")])
+        cfg = SqlConfig(
+            id="pg",
+            entity="purchase_order",
+            url=url,
+            key=("po_number",),
+            cursor="updated_at",
+            mapping=FieldMapping(()),
+            table=table.name,
+            batch_size=1,
+        )
+        first = SqlConnector(cfg)
+        result = first.poll()
+        first.close()
+        assert [(r.key, r.ts, r.seq) for r in result.records] == [
+            ("A", at, "2025-03-05T10:00:00.000000+00:00")
+        ]
+        resumed = SqlConnector(cfg, result.bookmark)
+        assert [r.key for r in resumed.poll().records] == ["B"]
+        resumed.close()
+    finally:
+        table.drop(engine)
+        engine.dispose()

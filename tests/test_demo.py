@@ -1,0 +1,87 @@
+"""`orderwatch demo`: the first command of the README, and its clean exit on every path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from orderwatch.broker import free_port
+from tests.conftest import ORDERWATCH, tansu_pids, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("orderwatch_") and not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_demo_prints_overdue_alerts_serves_metrics_and_exits_when_idle(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        ORDERWATCH + ["demo", "--exit-when-idle", "--web-port", str(port), "--datadir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    samples: list[dict[str, float]] = []
+    brokers: set[int] = set()
+    while proc.poll() is None:
+        brokers |= tansu_pids(parent=proc.pid)
+        try:
+            samples.append(scrape(port))
+        except OSError:
+            pass
+        time.sleep(0.2)
+    output = proc.stdout.read() if proc.stdout else ""
+    assert proc.returncode == 0, output
+    assert "[FIRING  ] warning  po-delivery-overdue  purchase_order PO-2025-0042  owner=li.wei" in output
+    assert "is 12 days late" in output
+    # The branch sheet (GBK, Chinese headers) is read too, and its row with the date 下周三 is dead-lettered.
+    assert "SZ-PO-0101  owner=wang.fang" in output
+    assert "dead-lettered payloads:   1" in output
+    assert "open alerts:              5" in output
+    records = [s.get("orderwatch_records_in_total", 0.0) for s in samples]
+    assert records and records[-1] == 11.0, records
+    assert records[0] < records[-1], "the counters moved while the demo ran"
+    assert brokers, "the demo ran its own broker"
+    assert not brokers & tansu_pids(), "the broker stopped with the demo"
+
+
+def test_ctrl_c_stops_the_demo_and_its_broker(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        ORDERWATCH + ["demo", "--datadir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "[FIRING" in line:
+            break
+    brokers = tansu_pids(parent=proc.pid)
+    assert brokers, "the demo runs its own broker"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    wait_for(lambda: not (brokers & tansu_pids()), 10, "the broker to stop")
+
+
+def test_a_killed_worker_leaves_no_broker_behind(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        ORDERWATCH + ["worker", "--datadir", str(tmp_path), "--web-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    assert "embedded broker on 127.0.0.1:" in proc.stdout.readline()
+    mine = wait_for(lambda: tansu_pids(parent=proc.pid), 10, "the embedded broker")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not (mine & tansu_pids()), 10, "the orphaned broker to die with its parent")
