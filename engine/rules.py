@@ -306,7 +306,7 @@ def load_rules(paths: list[str | Path]) -> list[Rule]:
             seen[rule.id] = rule.pos
             rules.append(rule)
     if problems.items:
-        raise SourceError(problems.items)
+        raise SourceError(sorted(problems.items, key=lambda item: (item[0].file, item[0].line, item[0].col)))
     return rules
 
 
