@@ -136,47 +136,39 @@ class AlertStore:
         self.engine.dispose()
 
     def apply(self, events: Iterable[AlertEvent]) -> list[AlertEvent]:
-        """Apply transitions in order; return those that changed the store."""
-        changed: list[AlertEvent] = []
-        with Session(self.engine) as session, session.begin():
-            for ev in events:
-                if self._apply_one(session, ev):
-                    changed.append(ev)
-        return changed
+        """Apply transitions in order; return those that changed the store.
 
-    @staticmethod
-    def _apply_one(session: Session, ev: AlertEvent) -> bool:
-        row = session.get(AlertRow, ev.fingerprint, with_for_update=True)
-        if row is None:
-            row = AlertRow(
-                fingerprint=ev.fingerprint, rule=ev.rule, entity=ev.entity, key=ev.key,
-                first_seen=ev.since, starts_at=ev.since, last_change=ev.at,
-            )
-            session.add(row)
-        else:
-            last = _utc(row.last_change)
-            starts = _utc(row.starts_at)
-            if last is not None and ev.at < last:
-                return False  # stale: a newer transition is already stored
-            if ev.state == row.state and starts == ev.since:
-                return False  # replay of the transition we hold
-            if ev.state == "resolved" and row.state == "resolved":
-                return False
-        row.state = ev.state
-        row.severity = ev.severity
-        row.owner = ev.owner
-        row.title = ev.title
-        row.summary = ev.summary
-        row.labels = dict(ev.labels)
-        row.last_change = ev.at
-        if ev.state == "firing":
-            row.starts_at = ev.since
-            row.resolved_at = None
-        else:
-            row.resolved_at = ev.at
-        session.add(HistoryRow(fingerprint=ev.fingerprint, state=ev.state, at=ev.at, detail=json.dumps(
-            {"summary": ev.summary}, ensure_ascii=False)))
-        return True
+        One SELECT (locking the rows) for the whole batch and one flush: the
+        sink hands over hundreds of transitions at a time.
+        """
+        events = list(events)
+        if not events:
+            return []
+        changed: list[AlertEvent] = []
+        with Session(self.engine) as session, session.begin(), session.no_autoflush:
+            wanted = sorted({ev.fingerprint for ev in events})
+            rows: dict[str, AlertRow] = {}
+            for chunk in range(0, len(wanted), 500):
+                query = select(AlertRow).where(AlertRow.fingerprint.in_(wanted[chunk:chunk + 500]))
+                rows.update((r.fingerprint, r) for r in session.scalars(query.with_for_update()))
+            history: list[HistoryRow] = []
+            for ev in events:
+                row = rows.get(ev.fingerprint)
+                if row is None:
+                    row = rows[ev.fingerprint] = AlertRow(
+                        fingerprint=ev.fingerprint, rule=ev.rule, entity=ev.entity, key=ev.key,
+                        first_seen=ev.since, starts_at=ev.since, last_change=ev.at, state="",
+                    )
+                    session.add(row)
+                elif not _changes(row, ev):
+                    continue
+                _update(row, ev)
+                history.append(HistoryRow(fingerprint=ev.fingerprint, state=ev.state, at=ev.at,
+                                          detail=json.dumps({"summary": ev.summary}, ensure_ascii=False)))
+                changed.append(ev)
+            session.flush()
+            session.add_all(history)
+        return changed
 
     def list(self, state: str | None = None, rule: str | None = None) -> list[StoredAlert]:
         query = select(AlertRow).order_by(AlertRow.starts_at, AlertRow.fingerprint)
@@ -191,6 +183,31 @@ class AlertStore:
         query = select(HistoryRow).where(HistoryRow.fingerprint == fingerprint).order_by(HistoryRow.id)
         with Session(self.engine) as session:
             return [(h.state, _utc(h.at) or h.at, h.actor) for h in session.scalars(query)]
+
+
+def _changes(row: AlertRow, ev: AlertEvent) -> bool:
+    """Whether a transition changes a stored alert (a replay or a stale event does not)."""
+    last = _utc(row.last_change)
+    if last is not None and ev.at < last:
+        return False  # stale: a newer transition is already stored
+    if ev.state == row.state and _utc(row.starts_at) == ev.since:
+        return False  # replay of the transition we hold
+    return not (ev.state == "resolved" and row.state == "resolved")
+
+
+def _update(row: AlertRow, ev: AlertEvent) -> None:
+    row.state = ev.state
+    row.severity = ev.severity
+    row.owner = ev.owner
+    row.title = ev.title
+    row.summary = ev.summary
+    row.labels = dict(ev.labels)
+    row.last_change = ev.at
+    if ev.state == "firing":
+        row.starts_at = ev.since
+        row.resolved_at = None
+    else:
+        row.resolved_at = ev.at
 
 
 def _stored(row: AlertRow) -> StoredAlert:

@@ -23,6 +23,7 @@ class Settings:
     store: str = ""  # SQLAlchemy URL; default sqlite:///<datadir>/alerts.sqlite
     rules: tuple[str, ...] = (str(SHIPPED_RULES),)
     connectors: str = ""  # a connectors YAML file run inside this process
+    alerts: str = ""  # the alerts YAML file: owners, routes, receivers, silences, API token
     app_id: str = "orderwatch"
     topic_prefix: str = "orderwatch"
     partitions: int = 4
@@ -97,7 +98,7 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
                 problems.append((doc.at(key), f"{key}: {exc}"))
         if problems:
             raise SourceError(problems)
-        for key in ("datadir", "connectors"):
+        for key in ("datadir", "connectors", "alerts"):
             if key in values and values[key] and not Path(values[key]).is_absolute():
                 values[key] = str(base / values[key])
         if "rules" in values:
