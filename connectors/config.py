@@ -2,7 +2,8 @@
 
 Every problem is reported at once, each as `file:line:col: message`. String
 values may hold `${ENV_VAR}` (e.g. a database password); relative paths
-resolve against the folder of the connectors file.
+resolve against the folder of the connectors file. An sql entry may name a
+`preset` (presets.py) whose keys it then only needs to override.
 """
 
 from __future__ import annotations
@@ -11,34 +12,50 @@ import codecs
 import os
 import re
 from collections.abc import Mapping
-from datetime import UTC, tzinfo
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
 from connectors.base import Connector
-from connectors.mapping import FIELD_TYPES, FieldMapping, FieldSpec
-from connectors.spreadsheet import SpreadsheetConfig, SpreadsheetConnector
-from connectors.sql import SqlConfig, SqlConnector
-from orderwatch.record import ENTITIES
+from connectors.debezium import DebeziumConfig, DebeziumConnector
+from connectors.lines import LinesConfig
+from connectors.presets import apply_preset
+from connectors.spreadsheet import DEFAULT_PATTERNS, SpreadsheetConfig, SpreadsheetConnector
+from connectors.sql import SqlConfig, SqlConnector, lookback_of
+from connectors.validate import ID_PATTERN, Entry
+from connectors.webhook import AUTH_MODES, WebhookConfig, WebhookConnector
 from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of
 
-ConnectorConfig = SqlConfig | SpreadsheetConfig
+ConnectorConfig = SqlConfig | SpreadsheetConfig | DebeziumConfig | WebhookConfig
 
 # The keys each connector type accepts; anything else is a typo and an error.
 REQUIRED = {
     "sql": ("id", "type", "entity", "key", "fields", "url", "cursor"),
     "spreadsheet": ("id", "type", "entity", "key", "fields", "path"),
+    "debezium": ("id", "type", "entity", "key", "fields", "topic"),
+    "webhook": ("id", "type", "auth"),
 }
 OPTIONAL = {
-    "sql": ("table", "query", "batch_size", "actor", "timezone"),
-    "spreadsheet": ("encoding", "delimiter", "actor", "timezone"),
+    "sql": ("table", "query", "batch_size", "actor", "timezone", "lookback", "reconcile",
+            "lines", "preset"),
+    "spreadsheet": ("encoding", "delimiter", "actor", "timezone", "sheet", "header_row",
+                    "pattern", "settle"),
+    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone"),
+    "webhook": ("entity", "key", "fields", "actor", "timezone", "listen", "path", "secret",
+                "token", "signature_header", "max_bytes", "seq", "op", "ts"),
 }
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # it names the bookmark file
+LINES_KEYS = ("table", "query", "parent", "match", "order_by", "fields")
 _ENV = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What connectors need from the process running them."""
+
+    bootstrap: str | None = None  # the orderwatch broker (debezium's default)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> list[ConnectorConfig]:
@@ -65,19 +82,29 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> list[
             problems.append((entry.at("id"), f"duplicate id {id_!r} (first at {first})"))
         elif isinstance(id_, str):
             first_seen[id_] = entry.at("id")
-        cfg = _Entry(entry, path.resolve().parent, problems).build()
+        if "preset" in entry:
+            entry = apply_preset(entry, problems)
+            if entry is None:
+                continue
+        cfg = _build(Entry(entry, path.resolve().parent, problems))
         if cfg is not None:
             configs.append(cfg)
     if problems:
-        raise SourceError(sorted(problems, key=lambda p: (p[0].line, p[0].col)))
+        raise SourceError(sorted(problems, key=lambda p: (p[0].file != str(path), p[0].line, p[0].col)))
     return configs
 
 
-def build_connector(cfg: ConnectorConfig, bookmark: dict[str, Any] | None = None) -> Connector:
+def build_connector(
+    cfg: ConnectorConfig, bookmark: dict[str, Any] | None = None, context: Context | None = None
+) -> Connector:
     """The connector for one config entry, resuming from `bookmark`."""
     if isinstance(cfg, SqlConfig):
         return SqlConnector(cfg, bookmark)
-    return SpreadsheetConnector(cfg, bookmark)
+    if isinstance(cfg, SpreadsheetConfig):
+        return SpreadsheetConnector(cfg, bookmark)
+    if isinstance(cfg, DebeziumConfig):
+        return DebeziumConnector(cfg, bookmark, (context or Context()).bootstrap)
+    return WebhookConnector(cfg, bookmark)
 
 
 def _substitute(node: Any, env: Mapping[str, str], problems: list[tuple[Pos, str]]) -> None:
@@ -107,186 +134,192 @@ def _substitute(node: Any, env: Mapping[str, str], problems: list[tuple[Pos, str
         node[slot] = _ENV.sub(replace, value)
 
 
-class _Entry:
-    """Validates one entry of the `connectors:` list, collecting problems."""
+def _build(e: Entry) -> ConnectorConfig | None:
+    kind = e.m.get("type")
+    if kind not in REQUIRED:
+        where = "type" if "type" in e.m else None
+        e.fail(where, f"type must be one of {', '.join(REQUIRED)}, got {kind!r}")
+        return None
+    e.known(REQUIRED[kind], OPTIONAL[kind], f"type {kind}", f"{kind} connector")
+    common: dict[str, Any] = {
+        "id": e.text("id", pattern=ID_PATTERN),
+        "entity": e.entity(),
+        "key": e.columns("key"),
+        "actor": e.text("actor"),
+        "timezone": e.timezone(),
+    }
+    mapping = e.fields(common["timezone"])
+    builders = {"sql": _sql, "spreadsheet": _spreadsheet, "debezium": _debezium, "webhook": _webhook}
+    return builders[kind](e, common, mapping)
 
-    def __init__(self, m: Map, base: Path, problems: list[tuple[Pos, str]]) -> None:
-        self.m, self.base, self.problems = m, base, problems
-        self.ok = True
 
-    def fail(self, key: str | None, message: str) -> None:
-        self.problems.append((self.m.at(key) if key else self.m.pos, message))
-        self.ok = False
+def _complete(e: Entry, values: dict[str, Any], required: tuple[str, ...]) -> bool:
+    return e.ok and all(values.get(k) is not None for k in required)
 
-    def build(self) -> ConnectorConfig | None:
-        kind = self.m.get("type")
-        if kind not in REQUIRED:
-            where = "type" if "type" in self.m else None
-            self.fail(where, f"type must be one of {', '.join(REQUIRED)}, got {kind!r}")
-            return None
-        known = REQUIRED[kind] + OPTIONAL[kind]
-        for key in self.m:
-            if key not in known:
-                self.fail(key, f"unknown key {key!r} for type {kind}; known: {', '.join(known)}")
-        for key in REQUIRED[kind]:
-            if key not in self.m:
-                self.fail(None, f"{kind} connector needs {key!r}")
-        id_ = self.text("id", pattern=_ID)
-        entity = self.entity()
-        key_columns = self.columns("key")
-        actor = self.text("actor")
-        tz = self.timezone()
-        mapping = self.fields(tz)
-        if kind == "sql":
-            return self.sql(id_, entity, key_columns, mapping, actor, tz)
-        path = self.text("path")
-        encoding = self.text("encoding") or "auto"
-        if encoding != "auto":
-            try:
-                codecs.lookup(encoding)
-            except LookupError:
-                self.fail("encoding", f"unknown encoding {encoding!r}; use auto, utf-8, gb18030, …")
-        delimiter = self.text("delimiter") or ","
-        if len(delimiter) != 1:
-            self.fail("delimiter", f"delimiter is one character, got {delimiter!r}")
-        if not self.ok or id_ is None or entity is None or key_columns is None or mapping is None:
-            return None
-        if path is None:
-            return None
-        return SpreadsheetConfig(
-            id=id_,
-            entity=entity,
-            path=self.base / path,
-            key=key_columns,
-            mapping=mapping,
-            encoding=encoding,
-            delimiter=delimiter,
-            actor=actor,
-            timezone=tz,
-        )
 
-    def sql(
-        self,
-        id_: str | None,
-        entity: str | None,
-        key_columns: tuple[str, ...] | None,
-        mapping: FieldMapping | None,
-        actor: str | None,
-        tz: tzinfo,
-    ) -> SqlConfig | None:
-        if "table" not in self.m and "query" not in self.m:
-            self.fail(None, "sql connector needs 'table' or 'query'")
-        elif "table" in self.m and "query" in self.m:
-            self.fail("query", "give 'table' or 'query', not both")
-        table, query = self.text("table"), self.text("query")
-        url, cursor = self.sql_url(), self.text("cursor")
-        batch = self.m.get("batch_size", 1000)
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            self.fail("batch_size", f"batch_size must be a positive integer, got {batch!r}")
-        if not self.ok or id_ is None or entity is None or key_columns is None or mapping is None:
-            return None
-        if url is None or cursor is None:
-            return None
-        return SqlConfig(
-            id=id_,
-            entity=entity,
-            url=url,
-            key=key_columns,
-            cursor=cursor,
-            mapping=mapping,
-            table=table,
-            query=query,
-            batch_size=batch,
-            actor=actor,
-            timezone=tz,
-        )
+def _sql(e: Entry, common: dict[str, Any], mapping: Any) -> SqlConfig | None:
+    if "table" not in e.m and "query" not in e.m:
+        e.fail(None, "sql connector needs 'table' or 'query'")
+    elif "table" in e.m and "query" in e.m:
+        e.fail("query", "give 'table' or 'query', not both")
+    values: dict[str, Any] = {
+        **common,
+        "mapping": mapping,
+        "table": e.text("table"),
+        "query": e.text("query"),
+        "url": _sql_url(e),
+        "cursor": e.text("cursor"),
+        "batch_size": e.positive_int("batch_size", 1000),
+        "reconcile": e.seconds("reconcile"),
+        "lookback": _lookback(e),
+        "lines": _lines(e, common),
+    }
+    if not _complete(e, values, ("id", "entity", "key", "mapping", "url", "cursor")):
+        return None
+    return SqlConfig(**values)
 
-    def text(self, key: str, pattern: re.Pattern[str] | None = None) -> str | None:
-        value = self.m.get(key)
-        if value is None:
-            return None  # a missing required key was reported by build()
-        if not isinstance(value, str) or not value.strip():
-            self.fail(key, f"{key} must be a non-empty string, got {value!r}")
-            return None
-        if pattern and not pattern.fullmatch(value):
-            self.fail(key, f"{key} {value!r} may only hold letters, digits, '_', '.' and '-'")
-        return value
 
-    def entity(self) -> str | None:
-        value = self.text("entity")
-        if value is not None and value not in ENTITIES:
-            self.fail("entity", f"unknown entity {value!r}; known: {', '.join(ENTITIES)}")
-        return value
+def _lookback(e: Entry) -> Any:
+    value = e.m.get("lookback")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or value in (0, ""):
+        e.fail("lookback", f"lookback is a duration (10m) or a number of ids (1000), got {value!r}")
+        return None
+    try:
+        return lookback_of(value.strip() if isinstance(value, str) else value)
+    except ValueError as exc:
+        e.fail("lookback", f"lookback: {exc}")
+        return None
 
-    def columns(self, key: str) -> tuple[str, ...] | None:
-        value = self.m.get(key)
-        if value is None:
-            return None
-        items = value if isinstance(value, list) else [value]
-        names = [v.strip() for v in items if isinstance(v, str) and v.strip()]
-        if not items or len(names) != len(items):
-            self.fail(key, f"{key} is a column name or a list of column names")
-            return None
-        return tuple(names)
 
-    def timezone(self) -> tzinfo:
-        name = self.m.get("timezone")
-        if name is None:
-            return UTC
+def _lines(e: Entry, common: dict[str, Any]) -> LinesConfig | None:
+    sub = e.sub("lines")
+    if sub is None:
+        return None
+    optional = tuple(k for k in LINES_KEYS if k not in ("parent", "fields"))
+    sub.known(("parent", "fields"), optional, "lines", "lines")
+    if ("table" in sub.m) == ("query" in sub.m):
+        sub.fail(None, "lines needs 'table' or 'query' (one of them)")
+    order_by = sub.columns("order_by") or ()
+    key = common.get("key") or ()
+    values: dict[str, Any] = {
+        "parent": sub.text("parent"),
+        "match": sub.text("match") or (key[0] if key else None),
+        "mapping": sub.fields(common["timezone"]),
+        "table": sub.text("table"),
+        "query": sub.text("query"),
+        "order_by": order_by,
+    }
+    if not sub.ok:
+        e.ok = False
+        return None
+    if not _complete(sub, values, ("parent", "match", "mapping")):
+        return None
+    return LinesConfig(**values)
+
+
+def _sql_url(e: Entry) -> str | None:
+    url = e.text("url")
+    if url is None:
+        return None
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        e.fail("url", f"not an SQLAlchemy URL: {exc}")
+        return None
+    db = parsed.database or ""
+    # A relative SQLite file is relative to this file, not to wherever orderwatch runs.
+    is_file = db not in ("", ":memory:") and not db.startswith("file:")
+    if parsed.drivername.startswith("sqlite") and is_file and not Path(db).is_absolute():
+        parsed = parsed.set(database=str(e.base / db))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _spreadsheet(e: Entry, common: dict[str, Any], mapping: Any) -> SpreadsheetConfig | None:
+    encoding = e.text("encoding") or "auto"
+    if encoding != "auto":
         try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            msg = f"unknown time zone {name!r}; use an IANA name like Asia/Shanghai"
-            self.fail("timezone", msg)
-            return UTC
+            codecs.lookup(encoding)
+        except LookupError:
+            e.fail("encoding", f"unknown encoding {encoding!r}; use auto, utf-8, gb18030, …")
+    delimiter = e.text("delimiter") or ","
+    if len(delimiter) != 1:
+        e.fail("delimiter", f"delimiter is one character, got {delimiter!r}")
+    path = e.text("path")
+    patterns = e.columns("pattern") or DEFAULT_PATTERNS
+    settle = e.m.get("settle", 2)
+    if isinstance(settle, bool) or not isinstance(settle, (int, float)) or settle < 0:
+        e.fail("settle", f"settle is a number of seconds (0 or more), got {settle!r}")
+        settle = 2
+    values: dict[str, Any] = {
+        **common,
+        "mapping": mapping,
+        "path": e.base / path if path else None,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": e.text("sheet"),
+        "header_row": e.positive_int("header_row", 1),
+        "pattern": patterns,
+        "settle": float(settle),
+    }
+    if not _complete(e, values, ("id", "entity", "key", "mapping", "path")):
+        return None
+    return SpreadsheetConfig(**values)
 
-    def fields(self, tz: tzinfo) -> FieldMapping | None:
-        value = self.m.get("fields")
-        if value is None:
-            return None
-        if not isinstance(value, Map) or not value:
-            self.fail("fields", "fields maps canonical names to columns: {supplier: 供应商, …}")
-            return None
-        specs = []
-        for name, spec in value.items():
-            where = value.at(name)
-            if isinstance(spec, str) and spec.strip():
-                specs.append(FieldSpec(name, spec.strip()))
-                continue
-            if not isinstance(spec, Map):
-                msg = f"field {name!r}: give a column name or {{column: …, type: …}}"
-                self.problems.append((where, msg))
-                self.ok = False
-                continue
-            extra = sorted(spec.keys() - {"column", "type"})
-            column, type_ = spec.get("column"), spec.get("type", "string")
-            if extra:
-                msg = f"field {name!r}: unknown key {extra[0]!r}; known: column, type"
-                self.problems.append((spec.at(extra[0]), msg))
-            elif not isinstance(column, str) or not column.strip():
-                msg = f"field {name!r} needs 'column', the source column name"
-                self.problems.append((where, msg))
-            elif type_ not in FIELD_TYPES:
-                msg = f"field {name!r}: unknown type {type_!r}; known: {', '.join(FIELD_TYPES)}"
-                self.problems.append((spec.at("type"), msg))
-            else:
-                specs.append(FieldSpec(name, column.strip(), type_))
-                continue
-            self.ok = False
-        return FieldMapping(tuple(specs), tz)
 
-    def sql_url(self) -> str | None:
-        url = self.text("url")
-        if url is None:
-            return None
-        try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as exc:
-            self.fail("url", f"not an SQLAlchemy URL: {exc}")
-            return None
-        db = parsed.database or ""
-        # A relative SQLite file is relative to this file, not to wherever orderwatch runs.
-        is_file = db not in ("", ":memory:") and not db.startswith("file:")
-        if parsed.drivername.startswith("sqlite") and is_file and not Path(db).is_absolute():
-            parsed = parsed.set(database=str(self.base / db))
-        return parsed.render_as_string(hide_password=False)
+def _debezium(e: Entry, common: dict[str, Any], mapping: Any) -> DebeziumConfig | None:
+    values: dict[str, Any] = {
+        **common,
+        "mapping": mapping,
+        "topic": e.text("topic"),
+        "bootstrap": e.text("bootstrap"),
+        "start": e.choice("start", ("earliest", "latest"), "earliest"),
+        "batch_size": e.positive_int("batch_size", 1000),
+    }
+    if not _complete(e, values, ("id", "entity", "key", "mapping", "topic")):
+        return None
+    return DebeziumConfig(**values)
+
+
+def _webhook(e: Entry, common: dict[str, Any], mapping: Any) -> WebhookConfig | None:
+    auth = e.choice("auth", AUTH_MODES, "hmac")
+    secret, token = e.text("secret"), e.text("token")
+    if auth == "hmac" and secret is None:
+        e.fail("auth", "auth: hmac needs 'secret' (e.g. secret: ${WEBHOOK_SECRET})")
+    if auth == "bearer" and token is None:
+        e.fail("auth", "auth: bearer needs 'token' (e.g. token: ${WEBHOOK_TOKEN})")
+    listen = e.text("listen") or "127.0.0.1:8099"
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        e.fail("listen", f"listen is host:port (e.g. 127.0.0.1:8099), got {listen!r}")
+        port = "0"
+    path = e.text("path") or "/ingest"
+    if not path.startswith("/"):
+        e.fail("path", f"path starts with '/', got {path!r}")
+    seq = e.text("seq")
+    if mapping is not None:
+        # Rows to map, not canonical records: the mapping's companions are needed too.
+        for needed in ("entity", "key", "seq"):
+            if e.m.get(needed) is None:
+                e.fail("fields", f"a webhook with 'fields' maps rows and needs {needed!r} too")
+    elif any(k in e.m for k in ("key", "seq", "op", "ts", "actor")):
+        e.fail(None, "key, seq, op, ts and actor map rows: give 'fields' too, or send canonical records")
+    values: dict[str, Any] = {
+        **common,
+        "mapping": mapping,
+        "host": host.strip("[]"),
+        "port": int(port),
+        "path": path,
+        "auth": auth,
+        "secret": secret,
+        "token": token,
+        "signature_header": e.text("signature_header") or "X-Orderwatch-Signature",
+        "max_bytes": e.positive_int("max_bytes", 1024 * 1024),
+        "seq": seq,
+        "op": e.text("op"),
+        "ts": e.text("ts"),
+    }
+    if not _complete(e, values, ("id",)):
+        return None
+    return WebhookConfig(**values)

@@ -66,12 +66,30 @@ class FieldMapping:
     def apply(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Map one row; raise MappingError naming the first cell that does not convert."""
         out: dict[str, Any] = {}
+        tz = self.default_tz
         for spec in self.specs:
-            if spec.column not in row:
-                raise MappingError(spec.name, spec.column, "", "the source has no such column")
-            value = row[spec.column]
             try:
-                out[spec.name] = convert(value, spec.type, self.default_tz)
+                value = row[spec.column]
+            except KeyError:
+                raise MappingError(spec.name, spec.column, "", "the source has no such column") from None
+            # The common database types first: this runs for every cell of every row.
+            kind = type(value)
+            if kind is str and spec.type == "string":
+                text = value.strip()
+                out[spec.name] = text or None
+                continue
+            if kind is Decimal and spec.type == "number" and value.is_finite():
+                out[spec.name] = int(value) if value == value.to_integral_value() and abs(
+                    value) < _MAX_EXACT_INT else float(value)
+                continue
+            if kind is int and spec.type in ("number", "integer"):
+                out[spec.name] = value
+                continue
+            if kind is date and spec.type == "date":
+                out[spec.name] = value.isoformat()
+                continue
+            try:
+                out[spec.name] = convert(value, spec.type, tz)
             except ValueError as exc:
                 raise MappingError(spec.name, spec.column, cell_text(value), str(exc)) from None
         return out

@@ -9,26 +9,56 @@ not Kafka, is what limits a one-record-per-message pipeline.
 from __future__ import annotations
 
 import json
-from typing import Iterable
+import struct
+from collections.abc import Iterable
+from functools import lru_cache
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from orderwatch.record import ChangeRecord, DeadLetter
 
 MAX_BATCH = 500
 
 
+_M, _MASK = 0x5BD1E995, 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (its default partitioner), bit for bit; aiokafka's own takes a byte at a
+    time and cost a fifth of the connector's time per record."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    body = length - length % 4
+    for (k,) in struct.iter_unpack("<I", data[:body]):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail = data[body:]
+    if tail:
+        h ^= int.from_bytes(tail, "little")
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+@lru_cache(maxsize=65536)  # an ERP changes the same orders again and again
 def partition_for(entity_key: str, partitions: int) -> int:
     return (murmur2(entity_key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class Publisher:
     def __init__(self, bootstrap: str, changes_topic: str, deadletter_topic: str) -> None:
+        self.bootstrap = bootstrap
         self.changes_topic = changes_topic
         self.deadletter_topic = deadletter_topic
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2,
-                                         max_request_size=8 * 1024 * 1024, max_batch_size=1024 * 1024)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks=1,
+            linger_ms=2,
+            max_request_size=8 * 1024 * 1024,
+            max_batch_size=1024 * 1024,
+        )
         self.partitions = 0
         self.published = 0
         self.dead_lettered = 0
@@ -42,6 +72,13 @@ class Publisher:
 
     async def publish(self, records: Iterable[ChangeRecord]) -> int:
         """Send records (order per key preserved) and wait until the broker has them."""
+        count, _ = await self.publish_with_offsets(records)
+        return count
+
+    async def publish_with_offsets(
+        self, records: Iterable[ChangeRecord]
+    ) -> tuple[int, dict[int, int]]:
+        """Like `publish`; also returns, per partition written, the offset after the last message."""
         groups: dict[int, list[ChangeRecord]] = {}
         for record in records:
             groups.setdefault(partition_for(record.entity_key, self.partitions), []).append(record)
@@ -50,18 +87,28 @@ class Publisher:
         for partition, group in groups.items():
             for i in range(0, len(group), MAX_BATCH):
                 chunk = group[i : i + MAX_BATCH]
-                value = json.dumps([r.to_dict() for r in chunk], ensure_ascii=False, default=str).encode()
+                # ASCII escapes: twice as fast to encode as UTF-8 text, the same JSON to a reader.
+                value = json.dumps([r.to_dict() for r in chunk], default=str).encode()
                 key = chunk[0].entity_key.encode() if len(chunk) == 1 else None
-                futures.append(await self.producer.send(self.changes_topic, value, key=key, partition=partition))
+                futures.append(
+                    await self.producer.send(
+                        self.changes_topic, value, key=key, partition=partition
+                    )
+                )
                 count += len(chunk)
+        offsets: dict[int, int] = {}
         for fut in futures:
-            await fut
+            meta = await fut
+            offsets[meta.partition] = max(offsets.get(meta.partition, 0), meta.offset + 1)
         self.published += count
-        return count
+        return count, offsets
 
     async def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
         futures = [
-            await self.producer.send(self.deadletter_topic, json.dumps(d.to_dict(), ensure_ascii=False, default=str).encode())
+            await self.producer.send(
+                self.deadletter_topic,
+                json.dumps(d.to_dict(), ensure_ascii=False, default=str).encode(),
+            )
             for d in letters
         ]
         for fut in futures:

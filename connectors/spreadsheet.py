@@ -1,32 +1,34 @@
-"""Watch a spreadsheet file (CSV now) by diffing snapshots.
+"""Watch spreadsheet files (CSV, XLSX; one file or a folder of them) by diffing snapshots.
 
 A sheet has no change log, so the bookmark holds the last snapshot (key →
 mapped fields) and every new read is compared with it: new rows and edited
 rows become upserts (edits carry `changed`), vanished rows become deletes.
-The file is only re-read when its mtime or size changed.
+Files are only read once they have settled (not modified for `settle`
+seconds) and again only when their mtime or size changed; a file that turns
+empty or disappears must still be so on the next poll before its rows count
+as deleted, so a file caught half-written is retried, never a mass delete.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector, PollResult
-from connectors.mapping import FieldMapping, MappingError, is_blank, make_key
+from connectors.base import Connector, Notice, PollResult
+from connectors.mapping import FieldMapping, MappingError, make_key
+from connectors.sheets import XLSX_SUFFIXES, Sheet, SheetError, detect_encoding, read_csv, read_xlsx
 from orderwatch.record import ChangeRecord, DeadLetter, Op
+
+__all__ = ["SEQ_ROWS", "SheetError", "SpreadsheetConfig", "SpreadsheetConnector", "detect_encoding"]
 
 # seq = snapshot number * SEQ_ROWS + row number: grows with every read, and a
 # replayed record is recognisable by its seq.
 SEQ_ROWS = 10_000_000
-# A file modified this recently may be modified again within the same mtime
-# tick without changing size; such a read does not mark the file as seen.
-SETTLE_NS = 2_000_000_000
+DEFAULT_PATTERNS = ("*.csv", "*.xlsx", "*.xlsm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,94 +44,97 @@ class SpreadsheetConfig:
     delimiter: str = ","
     actor: str | None = None
     timezone: tzinfo = field(default=UTC)
-
-
-class SheetError(ValueError):
-    """The file as a whole cannot be read (encoding, CSV syntax, header)."""
+    sheet: str | None = None
+    header_row: int = 1
+    pattern: tuple[str, ...] = DEFAULT_PATTERNS
+    settle: float = 2.0
 
 
 @dataclass(slots=True)
-class Sheet:
-    """One table read from a file: header cells and rows numbered as a person sees them."""
-
-    name: str | None
-    header: list[str]
-    rows: list[tuple[int, dict[str, str]]]
-
-
-def detect_encoding(data: bytes) -> str:
-    """BOM first; then UTF-8 if the bytes are valid UTF-8; else GB18030 (a GBK superset)."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"  # Excel's "Unicode text" export
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "gb18030"
-    return "utf-8"
-
-
-def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Sheet:
-    """Decode and split a CSV file; header = row 1, cells stripped, short rows padded."""
-    name = detect_encoding(data) if encoding == "auto" else encoding
-    try:
-        text = data.decode(name)
-    except UnicodeDecodeError as exc:
-        raise SheetError(
-            f"cannot decode the file as {name}: {exc.reason} at byte {exc.start}"
-        ) from None
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    except csv.Error as exc:
-        raise SheetError(f"not a readable CSV file: {exc}") from None
-    if not records:
-        return Sheet(None, [], [])
-    header = [cell.strip().lstrip("\ufeff").strip() for cell in records[0]]
-    rows = []
-    for number, cells in enumerate(records[1:], start=2):
-        padded = cells + [""] * (len(header) - len(cells))
-        rows.append((number, {h: padded[i].strip() for i, h in enumerate(header) if h}))
-    return Sheet(None, header, rows)
+class _Row:
+    file: str
+    sheet: str | None
+    number: int
+    fields: dict[str, Any]
+    actor: str | None
 
 
 class SpreadsheetConnector(Connector):
-    """Bookmark: {"mtime_ns", "size", "snapshot": n, "rows": {key: fields}}."""
+    """Bookmark: {"files": {name: [mtime_ns, size]}, "snapshot": n, "rows": {key: fields},
+    "origin": {key: file name}}."""
 
     def __init__(self, config: SpreadsheetConfig, bookmark: dict[str, Any] | None = None) -> None:
         super().__init__(config.id, bookmark)
         self.config = config
+        self._suspect: dict[str, list[int]] | None = None  # an emptied file, seen once
 
-    def read(self, data: bytes) -> Sheet:
-        """Turn the file's bytes into a Sheet; the seam where XLSX will plug in."""
-        return read_csv(data, self.config.encoding, self.config.delimiter)
+    def read(self, path: Path, data: bytes) -> Sheet:
+        """Turn one file's bytes into a Sheet."""
+        cfg = self.config
+        if path.suffix.lower() in XLSX_SUFFIXES:
+            return read_xlsx(data, cfg.sheet, cfg.header_row)
+        return read_csv(data, cfg.encoding, cfg.delimiter, cfg.header_row)
+
+    def files(self) -> dict[str, Path]:
+        """The files watched now, by name (relative to a watched folder)."""
+        path = self.config.path
+        if not path.is_dir():
+            path.stat()  # a missing file is an error the runner reports and retries
+            return {path.name: path}
+        found = {}
+        for child in sorted(path.iterdir()):
+            # ~$name.xlsx is Excel's lock file; dot files are editors' temporaries.
+            if child.name.startswith(("~$", ".")) or not child.is_file():
+                continue
+            if any(fnmatch(child.name.lower(), p.lower()) for p in self.config.pattern):
+                found[child.name] = child
+        return found
 
     def poll(self) -> PollResult:
-        path = self.config.path
-        before = path.stat()  # a missing file is an error the runner reports
-        seen = (self.bookmark.get("mtime_ns"), self.bookmark.get("size"))
-        if (before.st_mtime_ns, before.st_size) == seen:
-            return PollResult()
-        data = path.read_bytes()
-        after = path.stat()
-        if (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size):
-            return PollResult()  # written while we read: read it whole next time
-        settled = time.time_ns() - after.st_mtime_ns >= SETTLE_NS
-        stamp = {"mtime_ns": after.st_mtime_ns if settled else None, "size": after.st_size}
-        old_rows: dict[str, dict[str, Any]] = self.bookmark.get("rows") or {}
-        try:
-            sheet = self.read(data)
-            if sheet.header:
-                self._check_header(sheet)
-        except SheetError as exc:
-            return self._file_problem(exc, stamp)
-        if not any(_nonblank(cells) for _, cells in sheet.rows) and old_rows:
-            # Empty or header only, yet rows last time: caught half-written, not a mass delete.
-            return PollResult()
-        mtime = datetime.fromtimestamp(after.st_mtime_ns / 1e9, UTC)
-        return self._diff(sheet, old_rows, stamp, mtime)
+        return self._poll(self.bookmark, wait=True)
 
-    def _check_header(self, sheet: Sheet) -> None:
+    def sample(self, rows: int) -> PollResult:
+        result = self._poll({}, wait=False)
+        result.records = result.records[:rows]
+        return result
+
+    def _poll(self, bookmark: dict[str, Any], wait: bool) -> PollResult:
+        paths = self.files()
+        stats = {name: [p.stat().st_mtime_ns, p.stat().st_size] for name, p in paths.items()}
+        if stats == bookmark.get("files"):
+            return PollResult()
+        newest = max((m for m, _ in stats.values()), default=0)
+        if wait and time.time_ns() - newest < self.config.settle * 1e9:
+            return PollResult(pending=True)  # still being written: read it whole later
+        sheets: dict[str, Sheet] = {}
+        dead: list[DeadLetter] = []
+        for name, path in paths.items():
+            data = path.read_bytes()
+            if [path.stat().st_mtime_ns, path.stat().st_size] != stats[name]:
+                return PollResult(pending=True)  # written while we read
+            try:
+                sheets[name] = self._checked(path, data)
+            except SheetError as exc:
+                where = {"file": str(path), "sheet": self.config.sheet, "row": self.config.header_row}
+                dead.append(DeadLetter(str(exc), None, None, self.config.id, where=where))
+        old_origin = self._origin(bookmark)
+        emptied = {name for name in set(old_origin.values()) if name not in sheets or not sheets[name].rows}
+        emptied -= {name for name in paths if name not in sheets}  # unreadable: kept, not emptied
+        if emptied and wait and self._suspect != stats:
+            # A file that lost all its rows may be half-written: believe it on the next poll.
+            self._suspect = stats
+            return PollResult(pending=True)
+        self._suspect = None
+        unreadable_files = {name for name in paths if name not in sheets}
+        result = self._diff(bookmark, sheets, unreadable_files)
+        result.dead[:0] = dead
+        result.bookmark = {**(result.bookmark or {}), "files": stats}
+        return result
+
+    def _checked(self, path: Path, data: bytes) -> Sheet:
+        sheet = self.read(path, data)
+        if not sheet.header:
+            return sheet
         cfg = self.config
         actor = [cfg.actor] if cfg.actor else []
         needed = list(dict.fromkeys([*cfg.key, *cfg.mapping.columns(), *actor]))
@@ -143,83 +148,123 @@ class SpreadsheetConnector(Connector):
         if doubled:
             names = ", ".join(map(repr, doubled))
             raise SheetError(f"header row has column(s) {names} more than once")
-
-    def _file_problem(self, exc: SheetError, stamp: dict[str, Any]) -> PollResult:
-        # Mark the file as seen (no repeat report every poll) but keep the snapshot.
-        where = {"file": str(self.config.path), "sheet": None, "row": 1}
-        dead = DeadLetter(str(exc), None, None, self.config.id, where=where)
-        return PollResult(dead=[dead], bookmark={**self.bookmark, **stamp})
+        return sheet
 
     def _diff(
-        self,
-        sheet: Sheet,
-        old_rows: dict[str, dict[str, Any]],
-        stamp: dict[str, Any],
-        mtime: datetime,
+        self, bookmark: dict[str, Any], sheets: dict[str, Sheet], unreadable_files: set[str]
     ) -> PollResult:
         cfg = self.config
-        snapshot_no = int(self.bookmark.get("snapshot", 0)) + 1
+        folder = cfg.path if cfg.path.is_dir() else cfg.path.parent
+        old_rows: dict[str, dict[str, Any]] = bookmark.get("rows") or {}
+        old_origin = self._origin(bookmark)
+        snapshot_no = int(bookmark.get("snapshot", 0)) + 1
         result = PollResult()
-        rows_of: dict[str, list[int]] = {}
-        good: dict[str, tuple[int, dict[str, Any], str | None]] = {}
-        unreadable: set[str] = set()
-        for number, cells in sheet.rows:
-            if not _nonblank(cells):
-                continue
-            result.rows_read += 1
-            try:
-                key = make_key(cells, cfg.key)
-            except MappingError as exc:
-                result.dead.append(self._cell_dead_letter(sheet, number, cells, exc))
-                continue
-            rows_of.setdefault(key, []).append(number)
-            try:
-                fields = cfg.mapping.apply(cells)
-            except MappingError as exc:
-                result.dead.append(self._cell_dead_letter(sheet, number, cells, exc))
-                unreadable.add(key)
-                continue
-            actor = cells.get(cfg.actor) if cfg.actor else None
-            good.setdefault(key, (number, fields, actor or None))
-        for key, numbers in rows_of.items():
-            if len(numbers) > 1:
+        found: dict[str, list[_Row]] = {}
+        unreadable = {k for k, f in old_origin.items() if f in unreadable_files}
+        needed = {*cfg.key, *cfg.mapping.columns(), *([cfg.actor] if cfg.actor else [])}
+        for name, sheet in sheets.items():
+            file = str(folder / name)
+            for number in sheet.blank_rows:
+                spot = {"file": file, "sheet": sheet.name, "row": number}
+                result.notices.append(Notice(f"row {number} is blank, between data rows", spot))
+            for number, cells in sheet.rows:
+                result.rows_read += 1
+                try:
+                    key = make_key(cells, cfg.key)
+                except MappingError as exc:
+                    result.dead.append(self._dead(file, sheet, number, cells, exc))
+                    continue
+                leftovers = [(c, r) for c, r in sheet.merged.get(number, []) if c in needed]
+                try:
+                    if leftovers:
+                        column, rng = leftovers[0]
+                        raise MappingError(
+                            column, column, "",
+                            f"cell is part of merged range {rng}: its value sits in the range's "
+                            "first cell; unmerge so that each row holds its own value",
+                        )
+                    fields = cfg.mapping.apply(cells)
+                except MappingError as exc:
+                    result.dead.append(self._dead(file, sheet, number, cells, exc))
+                    unreadable.add(key)
+                    continue
+                actor = cells.get(cfg.actor) if cfg.actor else None
+                actor_text = str(actor).strip() if actor not in (None, "") else None
+                found.setdefault(key, []).append(_Row(name, sheet.name, number, fields, actor_text))
+        for key, rows in found.items():
+            if len(rows) > 1:
                 # Which copy is right is unknowable: emit none, report all.
-                where = {
-                    "file": str(cfg.path),
-                    "sheet": sheet.name,
-                    "row": numbers[1],
-                    "rows": numbers,
+                places = [f"{r.file}:{r.number}" if len(sheets) > 1 else str(r.number) for r in rows]
+                where: dict[str, Any] = {
+                    "file": str(folder / rows[1].file),
+                    "sheet": rows[1].sheet,
+                    "row": rows[1].number,
+                    "rows": [r.number for r in rows],
                     "column": ":".join(cfg.key),
                     "text": key,
                 }
-                reason = f"duplicate key {key!r} in rows {', '.join(map(str, numbers))}"
+                if len(sheets) > 1:
+                    where["files"] = [r.file for r in rows]
+                reason = f"duplicate key {key!r} in rows {', '.join(places)}"
                 result.dead.append(DeadLetter(reason, "key", key, cfg.id, where=where))
                 unreadable.add(key)
-                good.pop(key, None)
-
+        good = {k: rows[0] for k, rows in found.items() if len(rows) == 1}
+        mtime = self._mtime(sheets, folder)
         snapshot: dict[str, dict[str, Any]] = {}
-        for key, (number, fields, actor) in sorted(good.items(), key=lambda item: item[1][0]):
-            snapshot[key] = fields
+        origin: dict[str, str] = {}
+        for key, row in sorted(good.items(), key=lambda item: (item[1].file, item[1].number)):
+            snapshot[key], origin[key] = row.fields, row.file
             old = old_rows.get(key)
-            if old == fields:
+            if old == row.fields:
                 continue
             changed = None
             if old is not None:
                 changed = {
-                    f: (old.get(f), fields.get(f))
-                    for f in {**old, **fields}
-                    if old.get(f) != fields.get(f)
+                    f: (old.get(f), row.fields.get(f))
+                    for f in {**old, **row.fields}
+                    if old.get(f) != row.fields.get(f)
                 }
-            seq = snapshot_no * SEQ_ROWS + number
-            result.records.append(self._record(key, "upsert", fields, seq, mtime, changed, actor))
+            seq = snapshot_no * SEQ_ROWS + row.number
+            result.records.append(
+                self._record(key, "upsert", row.fields, seq, mtime, changed, row.actor)
+            )
         for key, fields in old_rows.items():
             if key in unreadable:
-                snapshot[key] = fields  # still in the file, just unreadable now: not a delete
+                # Still in the file, just unreadable now: not a delete.
+                snapshot[key] = fields
+                if key in old_origin:
+                    origin[key] = old_origin[key]
             elif key not in good:
                 seq = snapshot_no * SEQ_ROWS
                 result.records.append(self._record(key, "delete", fields, seq, mtime))
-        result.bookmark = {**stamp, "snapshot": snapshot_no, "rows": snapshot}
+        result.bookmark = {"snapshot": snapshot_no, "rows": snapshot, "origin": origin}
         return result
+
+    def _origin(self, bookmark: dict[str, Any]) -> dict[str, str]:
+        """Which file each key of the snapshot came from."""
+        origin = bookmark.get("origin")
+        if origin is None:  # a bookmark written before folders were watched: one file
+            return {key: self.config.path.name for key in bookmark.get("rows") or {}}
+        return dict(origin)
+
+    def _mtime(self, sheets: dict[str, Sheet], folder: Path) -> datetime:
+        stamps = [(folder / name).stat().st_mtime_ns for name in sheets] or [time.time_ns()]
+        return datetime.fromtimestamp(max(stamps) / 1e9, UTC)
+
+    def recover(self, records: list[ChangeRecord]) -> None:
+        """Fold records published after the last saved snapshot into it (the bookmark)."""
+        rows: dict[str, Any] = dict(self.bookmark.get("rows") or {})
+        snapshot = int(self.bookmark.get("snapshot", 0))
+        newer = [r for r in records if isinstance(r.seq, int) and r.seq // SEQ_ROWS > snapshot]
+        if not newer:
+            return
+        for record in newer:
+            if record.op == "delete":
+                rows.pop(record.key, None)
+            else:
+                rows[record.key] = dict(record.fields)
+        top = max(int(r.seq) // SEQ_ROWS for r in newer)
+        self.bookmark = {**self.bookmark, "rows": rows, "snapshot": top, "files": None}
 
     def _record(
         self,
@@ -244,18 +289,16 @@ class SpreadsheetConnector(Connector):
             actor=actor,
         )
 
-    def _cell_dead_letter(
-        self, sheet: Sheet, number: int, cells: dict[str, str], exc: MappingError
+    def _dead(
+        self, file: str, sheet: Sheet, number: int, cells: dict[str, Any], exc: MappingError
     ) -> DeadLetter:
         where = {
-            "file": str(self.config.path),
+            "file": file,
             "sheet": sheet.name,
             "row": number,
             "column": exc.column,
             "text": exc.text,
         }
-        return DeadLetter(str(exc), exc.field, dict(cells), self.config.id, where=where)
-
-
-def _nonblank(cells: dict[str, str]) -> bool:
-    return any(not is_blank(v) for v in cells.values())
+        payload = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+                   for k, v in cells.items()}
+        return DeadLetter(str(exc), exc.field, payload, self.config.id, where=where)

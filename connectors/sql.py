@@ -5,21 +5,29 @@ after the bookmark, so rows sharing a cursor value are neither lost nor
 repeated when a batch ends among them. Rows whose cursor or key is NULL are
 not read. The connector never writes: SQLite files are opened read-only and
 PostgreSQL/MySQL transactions are declared READ ONLY.
+
+With a `lookback`, every scan that reached the end starts again `lookback`
+before the highest cursor seen, so a row committed late with an older cursor
+value (a long transaction's `now()`, an id taken before commit) is still
+read; rows already emitted in that window are recognised by (key, cursor)
+and not emitted twice. With `reconcile`, the keys of the source are listed
+every so often and keys that vanished are emitted as deletes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from connectors import sqlcursor as cur
 from connectors.base import Connector, PollResult
-from connectors.dates import parse_date
+from connectors.lines import LineError, LinesConfig, LinesReader
 from connectors.mapping import FieldMapping, MappingError, jsonable, make_key
 from orderwatch.record import ChangeRecord, DeadLetter
 
@@ -39,6 +47,9 @@ class SqlConfig:
     batch_size: int = 1000
     actor: str | None = None
     timezone: tzinfo = field(default=UTC)
+    lookback: cur.Lookback | None = None
+    reconcile: float | None = None  # seconds between key reconciliations
+    lines: LinesConfig | None = None
 
 
 def readonly_url(url: str | sa.URL) -> sa.URL:
@@ -62,64 +73,148 @@ def begin_read_only(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
+def source_clause(table: str | None, query: str | None, columns: list[str]) -> sa.FromClause:
+    """The table or the query as a FROM clause exposing `columns`."""
+    cols: list[sa.ColumnClause[Any]] = [sa.column(name) for name in columns]
+    if query is not None:
+        # Colons escaped so that '10:30' or ::casts in the user's SQL are not bind params.
+        return sa.text(query.replace(":", "\\:")).columns(*cols).subquery("src")
+    schema, _, name = (table or "").rpartition(".")
+    return sa.table(name, *cols, schema=schema or None)
+
+
 class SqlConnector(Connector):
-    """Reads changed rows of one table or query; bookmark = last (cursor, key) read."""
+    """Bookmark: {"cursor", "key"} = scan position (key None: from `cursor` inclusive),
+    plus "hwm" and "seen" with a lookback, "known" and "reconciled_at" with reconcile."""
 
     def __init__(self, config: SqlConfig, bookmark: dict[str, Any] | None = None) -> None:
         super().__init__(config.id, bookmark)
         self.config = config
         self.engine = sa.create_engine(readonly_url(config.url), pool_pre_ping=True)
+        self.lines = LinesReader(config.lines) if config.lines else None
         columns = [config.cursor, *config.key, *config.mapping.columns()]
         if config.actor:
             columns.append(config.actor)
+        if config.lines:
+            columns.append(config.lines.match)
         self._columns = list(dict.fromkeys(columns))
-        self._source = self._from_clause()
+        self._source = source_clause(config.table, config.query, self._columns)
+        # PostgreSQL walks an index on (cursor, key) for a row-value comparison; others may not.
+        self._row_values = self.engine.dialect.name == "postgresql"
 
-    def _from_clause(self) -> sa.FromClause:
-        cols: list[sa.ColumnClause[Any]] = [sa.column(name) for name in self._columns]
-        if self.config.query is not None:
-            # Colons escaped so that '10:30' or ::casts in the user's SQL are not bind params.
-            text = sa.text(self.config.query.replace(":", "\\:"))
-            return text.columns(*cols).subquery("src")
-        schema, _, name = (self.config.table or "").rpartition(".")
-        return sa.table(name, *cols, schema=schema or None)
-
-    def statement(self, bookmark: Mapping[str, Any]) -> sa.Select[Any]:
+    def statement(self, bookmark: Mapping[str, Any], limit: int | None = None) -> sa.Select[Any]:
         """The SELECT of the next batch after `bookmark` (public for tests and `explain`)."""
         c = self._source.c
         order = [c[self.config.cursor], *(c[k] for k in self.config.key)]
         stmt = sa.select(*(c[name] for name in self._columns))
         stmt = stmt.where(*(col.isnot(None) for col in order))
         if bookmark.get("cursor") is not None:
-            after = [_decode(bookmark["cursor"]), *(_decode(v) for v in bookmark["key"])]
-            stmt = stmt.where(_after(order, after))
-        return stmt.order_by(*order).limit(self.config.batch_size)
+            if bookmark.get("key") is None:
+                stmt = stmt.where(order[0] >= cur.decode(bookmark["cursor"]))
+            else:
+                after = [cur.decode(bookmark["cursor"]), *(cur.decode(v) for v in bookmark["key"])]
+                if self._row_values:
+                    stmt = stmt.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in after)))
+                else:
+                    stmt = stmt.where(cur.after(order, after))
+        return stmt.order_by(*order).limit(limit or self.config.batch_size)
 
     def poll(self) -> PollResult:
+        return self._poll(self.bookmark, self.config.batch_size, reconcile=True)
+
+    def sample(self, rows: int) -> PollResult:
+        return self._poll({}, rows, reconcile=False)
+
+    def _poll(self, bookmark: Mapping[str, Any], limit: int, reconcile: bool) -> PollResult:
+        cfg = self.config
         with self.engine.connect() as conn:
             begin_read_only(conn)
-            rows = [dict(row) for row in conn.execute(self.statement(self.bookmark)).mappings()]
+            found = conn.execute(self.statement(bookmark, limit))
+            names = list(found.keys())
+            rows = [dict(zip(names, row)) for row in found]
+            lines = self.lines.read(conn, [r[self.lines.cfg.match] for r in rows]) if self.lines else {}
+            full = len(rows) >= limit
+            present = self._keys(conn) if reconcile and not full and self._reconcile_due() else None
             conn.rollback()
-        result = PollResult(rows_read=len(rows))
+        result = PollResult(rows_read=len(rows), more=full)
         now = datetime.now(UTC)
+        seen: dict[str, Any] | None = dict(bookmark.get("seen", {})) if cfg.lookback else None
+        known: set[str] | None = set(bookmark.get("known", [])) if cfg.reconcile is not None else None
+        hwm = bookmark.get("hwm")
         for row in rows:
+            enc = cur.encode(row[cfg.cursor])
+            if hwm is None or cur.decode(hwm) < row[cfg.cursor]:
+                hwm = enc
             try:
-                result.records.append(self._record(row, now))
-            except MappingError as exc:
+                key = make_key(row, cfg.key)
+                if seen is not None:
+                    if seen.get(key) == enc:
+                        continue  # read again by the lookback scan: emitted (or reported) already
+                    seen[key] = enc
+                record = self._record(row, key, lines, now)
+            except (MappingError, LineError) as exc:
                 result.dead.append(self._dead_letter(row, exc))
-        if rows:
+                continue
+            if known is not None:
+                known.add(record.key)
+            result.records.append(record)
+        if not rows and present is None and not cfg.lookback:
+            return result  # nothing new: the bookmark stands
+        new: dict[str, Any] = dict(bookmark)
+        if rows and (full or not cfg.lookback):
             last = rows[-1]
-            result.bookmark = {
-                "cursor": _encode(last[self.config.cursor]),
-                "key": [_encode(last[k]) for k in self.config.key],
-            }
+            new["cursor"] = cur.encode(last[cfg.cursor])
+            new["key"] = [cur.encode(last[k]) for k in cfg.key]
+        elif cfg.lookback and hwm is not None:
+            # The scan reached the end: the next one starts `lookback` before the highest cursor.
+            low = cur.shift_back(cur.decode(hwm), cfg.lookback, cfg.cursor)
+            new["cursor"], new["key"] = cur.encode(low), None
+            seen = {k: v for k, v in (seen or {}).items() if not cur.decode(v) < low}
+        if cfg.lookback is not None or cfg.reconcile is not None:
+            new["hwm"] = hwm
+        if present is not None and known is not None:
+            gone = sorted(known - present)
+            seq = cur.delete_seq(cur.decode(hwm) if hwm is not None else None, now)
+            for key in gone:
+                result.records.append(self._delete(key, seq, now))
+                if seen is not None:
+                    seen.pop(key, None)
+            known -= set(gone)
+            new["reconciled_at"] = time.time()
+        if seen is not None:
+            new["seen"] = seen
+        if known is not None:
+            new["known"] = sorted(known)
+        if new == dict(bookmark):
+            return result
+        result.bookmark = new
         return result
 
-    def _record(self, row: dict[str, Any], now: datetime) -> ChangeRecord:
+    def _reconcile_due(self) -> bool:
+        every = self.config.reconcile
+        return every is not None and time.time() - float(self.bookmark.get("reconciled_at", 0)) >= every
+
+    def _keys(self, conn: sa.Connection) -> set[str]:
+        """Every key present in the source now (rows with a cursor, as the scan reads them)."""
+        c = self._source.c
+        cols = [c[k] for k in self.config.key]
+        stmt = sa.select(*cols).where(c[self.config.cursor].isnot(None), *(k.isnot(None) for k in cols))
+        keys = set()
+        for row in conn.execute(stmt).mappings():
+            try:
+                keys.add(make_key(dict(row), self.config.key))
+            except MappingError:
+                continue
+        return keys
+
+    def _record(
+        self, row: dict[str, Any], key: str, lines: dict[Any, list[dict[str, Any]]], now: datetime
+    ) -> ChangeRecord:
         cfg = self.config
-        key = make_key(row, cfg.key)
         fields = cfg.mapping.apply(row)
-        ts, seq = _ts_and_seq(row[cfg.cursor], now, cfg.timezone)
+        if self.lines is not None:
+            fields["lines"] = self.lines.lines_of(row, lines)
+        ts, seq = cur.ts_and_seq(row[cfg.cursor], now, cfg.timezone)
         actor = row.get(cfg.actor) if cfg.actor else None
         return ChangeRecord(
             source=cfg.id,
@@ -132,69 +227,38 @@ class SqlConnector(Connector):
             actor=None if actor is None or str(actor).strip() == "" else str(actor).strip(),
         )
 
-    def _dead_letter(self, row: dict[str, Any], exc: MappingError) -> DeadLetter:
+    def _delete(self, key: str, seq: int | str, now: datetime) -> ChangeRecord:
+        cfg = self.config
+        return ChangeRecord(source=cfg.id, entity=cfg.entity, key=key, op="delete", ts=now, seq=seq)
+
+    def _dead_letter(self, row: dict[str, Any], exc: MappingError | LineError) -> DeadLetter:
         try:
             key: str | None = make_key(row, self.config.key)
         except MappingError:
             key = None
-        where = {
+        error = exc.error if isinstance(exc, LineError) else exc
+        where: dict[str, Any] = {
             "table": self.config.table or "(query)",
             "key": key,
-            "column": exc.column,
-            "text": exc.text,
+            "column": error.column,
+            "text": error.text,
         }
-        return DeadLetter(str(exc), exc.field, jsonable(row), self.config.id, where=where)
+        if isinstance(exc, LineError):
+            lines = self.config.lines
+            where["lines"] = (lines.table if lines else None) or "(query)"
+            where["line"] = exc.index + 1
+        return DeadLetter(str(exc), error.field, jsonable(row), self.config.id, where=where)
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _after(cols: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement[bool]:
-    """(c0, c1, …) > (v0, v1, …) spelled out: row-value comparison is not indexed everywhere."""
-    first, value = cols[0], values[0]
-    if len(cols) == 1:
-        return first > value
-    return sa.or_(first > value, sa.and_(first == value, _after(cols[1:], values[1:])))
-
-
-def _ts_and_seq(cursor: Any, now: datetime, tz: tzinfo) -> tuple[datetime, int | str]:
-    """ts = the cursor when it is a time (naive = `tz`), else now; seq = the cursor."""
-    if isinstance(cursor, int) or (isinstance(cursor, str) and cursor.isdigit()):
-        return now, int(cursor)  # an id, even as text: never an Excel serial date
-    if isinstance(cursor, Decimal) and cursor == cursor.to_integral_value():
-        return now, int(cursor)
-    when: date | datetime | None = None
-    if isinstance(cursor, (date, str)):
-        try:  # SQLite hands timestamps back as text
-            when = parse_date(cursor, tz)
-        except ValueError:
-            when = None
-    if when is None:
-        return now, str(cursor)
-    if not isinstance(when, datetime):
-        when = datetime.combine(when, time(), tzinfo=tz)
-    # Fixed-width UTC text, so that seq strings sort as the times do.
-    return when, when.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _encode(value: Any) -> Any:
-    """A cursor/key value as JSON that `_decode` turns back into the same DB value."""
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, datetime):
-        return {"datetime": value.isoformat()}
-    if isinstance(value, date):
-        return {"date": value.isoformat()}
-    if isinstance(value, Decimal):
-        return {"decimal": str(value)}
-    raise TypeError(f"cannot bookmark a {type(value).__name__} cursor/key value: {value!r}")
-
-
-def _decode(value: Any) -> Any:
-    if not isinstance(value, dict):
-        return value
-    if "datetime" in value:
-        return datetime.fromisoformat(value["datetime"])
-    if "date" in value:
-        return date.fromisoformat(value["date"])
-    return Decimal(value["decimal"])
+def lookback_of(text: str | int) -> cur.Lookback:
+    """`10m`, `30s`, `2h`, `1d` → a duration; an integer → a count of ids."""
+    if isinstance(text, int):
+        return text
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"not a duration: {text!r} (e.g. 30s, 10m, 2h, 1d)")
+    return timedelta(seconds=int(number) * units[unit])

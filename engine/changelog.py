@@ -12,16 +12,17 @@ one-record last batch keeps table recovery from stopping early.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 MARKER_KEY = "__orderwatch_marker__"
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    # orjson: the changelog is written once per touched state, on the hot path.
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 class Output:

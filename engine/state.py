@@ -69,8 +69,13 @@ def is_newer(seq: Seq, last: Seq | None) -> bool:
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
-    keys = old.keys() | new.keys()
-    return {k: [old.get(k), new.get(k)] for k in sorted(keys) if old.get(k) != new.get(k)}
+    """Field-level changes from old to new, as {field: [old, new]} (None = absent)."""
+    get = old.get
+    out = {k: [get(k), v] for k, v in new.items() if get(k) != v}
+    for k in old.keys() - new.keys():
+        if old[k] is not None:
+            out[k] = [old[k], None]
+    return out
 
 
 def apply_record(
@@ -81,9 +86,10 @@ def apply_record(
         state = new_state(record, partition)
     elif not is_newer(record.seq, state["seqs"].get(record.source)):
         return None
+    ts = record.ts.isoformat()
     state["seqs"][record.source] = record.seq
     state["p"] = partition
-    state["ts"] = record.ts.isoformat()
+    state["ts"] = ts
     if record.op == "delete":
         changed = {k: [v, None] for k, v in state["fields"].items()}
         state["deleted"] = True
@@ -97,7 +103,7 @@ def apply_record(
         state["fields"] = new_fields
         state["deleted"] = False
     state["history"].append(
-        Change(ts=record.ts.isoformat(), seq=record.seq, source=record.source, op=record.op,
+        Change(ts=ts, seq=record.seq, source=record.source, op=record.op,
                actor=record.actor, changed=changed)
     )
     if len(state["history"]) > history_limit:

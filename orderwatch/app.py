@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.sink import AlertSink
@@ -20,10 +21,25 @@ from engine.changelog import Output
 from engine.evaluator import Evaluator
 from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
+from orderwatch import gcpolicy
 from orderwatch.config import Settings
 from orderwatch.topics import bootstrap_of, ensure_topics
 
 log = logging.getLogger(__name__)
+
+# Faust hard-codes a 1.5 s fetch long-poll; on the embedded broker a fetch can
+# wait that long with data already there, which dominates change->alert latency.
+FETCH_MAX_WAIT_MS = 20
+_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _short_fetch_wait(self: Any, transport: Any) -> Any:
+    consumer = _create_worker_consumer(self, transport)
+    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
+    return consumer
+
+
+faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _short_fetch_wait  # type: ignore[method-assign]
 
 
 @dataclass
@@ -67,6 +83,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     sink = AlertSink(app, settings, store)
     worker = Worker(settings, app, engine, sink, store, output)
     _add_web(worker)
+    gcpolicy.install(app)
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close(app: faust.App, **_: Any) -> None:
@@ -91,10 +108,9 @@ def _add_web(worker: Worker) -> None:
 
     @app.page("/api/status")
     async def status_view(web: Any, request: Any) -> Any:
-        states = engine.states()
         active = engine._active_partitions()
         return web.json({
-            "entities": len(states),
+            "entities": engine.count(),
             "partitions": sorted(active) if active is not None else None,
             "records": engine.stats.records,
             "dead_lettered": engine.stats.dead,

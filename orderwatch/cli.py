@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = rules.add_parser("check", help="validate rule files; print file:line:col: problem")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_rules_check)
+
+    from connectors.cli import register as register_connectors
+
+    register_connectors(sub)
     return parser
 
 

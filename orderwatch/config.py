@@ -31,6 +31,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     tick_seconds: float = 5.0
+    batch_max: int = 2000  # input messages handled together (one evaluation per partition)
+    batch_wait: float = 0.005  # seconds to wait for a batch to fill
     history_limit: int = 20
     session_timeout: float = 10.0
     console: bool = True

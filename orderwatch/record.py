@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Mapping
 
+import orjson
+
 ENTITIES = ("purchase_order", "sales_order", "inventory", "invoice", "payment", "approval")
 OPS = ("upsert", "delete")
 Op = Literal["upsert", "delete"]
@@ -157,10 +159,15 @@ class DeadLetter:
 def decode_message(value: bytes | str, source: str = "kafka") -> tuple[list[ChangeRecord], list[DeadLetter]]:
     """Split one Kafka message into valid records and dead letters; never raises."""
     try:
-        data = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        return [], [DeadLetter(f"not JSON: {exc}", None, text[:4096], source)]
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        # orjson is stricter than the json module (NaN, huge integers): accept what json
+        # accepts, and word the reason as json does.
+        try:
+            data = json.loads(value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            return [], [DeadLetter(f"not JSON: {exc}", None, text[:4096], source)]
     items = data if isinstance(data, list) else [data]
     records: list[ChangeRecord] = []
     dead: list[DeadLetter] = []

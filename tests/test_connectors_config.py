@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC
 from pathlib import Path
@@ -108,9 +109,9 @@ def test_built_connectors_read_their_sources(tmp_path: Path) -> None:
     )
     db.commit()
     db.close()
-    (tmp_path / "data" / "branch_orders.csv").write_bytes(
-        '分店,订单号,供应商,数量\n上海,SO-9,华东五金,"1,200"\n'.encode("gb18030")
-    )
+    sheet = tmp_path / "data" / "branch_orders.csv"
+    sheet.write_bytes('分店,订单号,供应商,数量\n上海,SO-9,华东五金,"1,200"\n'.encode("gb18030"))
+    os.utime(sheet, (1_741_000_000, 1_741_000_000))  # saved a while ago: settled
     erp_cfg, sheet_cfg, _ = load_config(write(tmp_path, VALID), env={"OW_TEST_ERP_PASSWORD": ""})
     erp = build_connector(erp_cfg, None)
     sheet = build_connector(sheet_cfg, None)
@@ -171,7 +172,7 @@ connectors:
         (11, "duplicate id 'erp'"),
         (14, "unknown entity 'purchase_ordr'"),
         (17, "unknown time zone 'Mars/Olympus'"),
-        (19, "type must be one of sql, spreadsheet, got 'excel'"),
+        (19, "type must be one of sql, spreadsheet, debezium, webhook, got 'excel'"),
     ]
     assert found[3][2] == f"duplicate id 'erp' (first at {tmp_path / 'connectors.yaml'}:2:5)"
 
@@ -198,3 +199,101 @@ def test_a_file_without_a_connectors_list_is_rejected(tmp_path: Path) -> None:
     [(line, col, message)] = problems(tmp_path, "sources:\n  - id: x\n")
     assert (line, col) == (1, 1)
     assert "connectors:" in message
+
+
+MORE = """\
+connectors:
+  - id: erp
+    type: sql
+    url: sqlite:///erp.sqlite
+    entity: purchase_order
+    table: po
+    key: po_number
+    cursor: updated_at
+    lookback: 10m
+    reconcile: 1h
+    fields: {supplier: supplier_name}
+    lines:
+      table: po_line
+      parent: po_number
+      order_by: [line_no]
+      fields: {sku: sku, qty: {column: qty, type: number}}
+  - id: sheets
+    type: spreadsheet
+    path: branches
+    pattern: ["*.xlsx"]
+    sheet: 订单
+    header_row: 2
+    settle: 5
+    entity: purchase_order
+    key: 订单号
+    fields: {supplier: 供应商}
+  - id: cdc
+    type: debezium
+    topic: erp.public.purchase_orders
+    bootstrap: kafka.example:9092
+    start: latest
+    entity: purchase_order
+    key: po_number
+    fields: {supplier: supplier_name}
+  - id: push
+    type: webhook
+    auth: hmac
+    secret: ${OW_TEST_HOOK_SECRET}
+    listen: 127.0.0.1:8099
+    max_bytes: 65536
+"""
+
+
+def test_the_other_connector_types_and_options(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from connectors.debezium import DebeziumConfig
+    from connectors.webhook import WebhookConfig
+
+    erp, sheets, cdc, push = load_config(write(tmp_path, MORE), env={"OW_TEST_HOOK_SECRET": "k"})
+    assert isinstance(erp, SqlConfig)
+    assert (erp.lookback, erp.reconcile) == (timedelta(minutes=10), 3600.0)
+    assert erp.lines is not None and (erp.lines.table, erp.lines.parent, erp.lines.match) == (
+        "po_line", "po_number", "po_number")  # match defaults to the first key column
+    assert erp.lines.order_by == ("line_no",) and erp.lines.mapping.specs[1] == FieldSpec("qty", "qty", "number")
+    assert isinstance(sheets, SpreadsheetConfig)
+    assert (sheets.path, sheets.pattern, sheets.sheet, sheets.header_row, sheets.settle) == (
+        tmp_path / "branches", ("*.xlsx",), "订单", 2, 5.0)
+    assert isinstance(cdc, DebeziumConfig)
+    assert (cdc.topic, cdc.bootstrap, cdc.start, cdc.batch_size) == (
+        "erp.public.purchase_orders", "kafka.example:9092", "latest", 1000)
+    assert isinstance(push, WebhookConfig)
+    assert (push.auth, push.secret, push.host, push.port, push.path, push.max_bytes, push.mapping) == (
+        "hmac", "k", "127.0.0.1", 8099, "/ingest", 65536, None)
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "fragment"),
+    [
+        ("lookback: 10m", "lookback: soon", "lookback: not a duration: 'soon'"),
+        ("reconcile: 1h", "reconcile: hourly", "reconcile is a duration like 30s, 10m, 2h or 1d"),
+        ("      parent: po_number\n", "", "lines needs 'parent'"),
+        ("      order_by: [line_no]", "      orderby: [line_no]", "unknown key 'orderby' for lines"),
+        ("    start: latest", "    start: middle", "start must be one of earliest, latest"),
+        ("    auth: hmac", "    auth: basic", "auth must be one of hmac, bearer, none"),
+        ("    secret: ${OW_TEST_HOOK_SECRET}\n", "", "auth: hmac needs 'secret'"),
+        ("    listen: 127.0.0.1:8099", "    listen: everywhere", "listen is host:port"),
+        ("    max_bytes: 65536", "    max_bytes: 65536\n    key: so_no",
+         "key, seq, op, ts and actor map rows: give 'fields' too"),
+        ("    settle: 5", "    settle: -1", "settle is a number of seconds"),
+    ],
+)
+def test_mistakes_in_the_new_keys(tmp_path: Path, bad: str, good: str, fragment: str) -> None:
+    assert bad in MORE
+    text = MORE.replace(bad, good)
+    found = problems(tmp_path, text.replace("${OW_TEST_HOOK_SECRET}", "k"))
+    assert any(fragment in message for _, _, message in found), found
+
+
+@pytest.mark.parametrize("name", ["odoo.yaml", "erpnext.yaml", "sheets.yaml", "debezium.yaml", "webhook.yaml"])
+def test_the_shipped_examples_are_valid(name: str) -> None:
+    env = {k: "x" for k in ("ODOO_DB_PASSWORD", "ERPNEXT_DB_PASSWORD", "ORDERWATCH_WEBHOOK_SECRET",
+                             "ORDERWATCH_MES_TOKEN")}
+    examples = Path(__file__).resolve().parent.parent / "examples" / "connectors"
+    assert load_config(examples / name, env=env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -205,11 +206,35 @@ def test_a_file_caught_half_written_is_not_a_mass_delete(sheet: Sheet, content: 
     poll_and_commit(conn)
     saved = dict(conn.bookmark)
     sheet.write(content)
-    assert conn.poll() == PollResult()
+    half = conn.poll()
+    assert half == PollResult(pending=True)  # retried, nothing emitted, bookmark kept
     assert conn.bookmark == saved
     sheet.write([HEADER, *ROWS])
     result = poll_and_commit(conn)
     assert result.records == []  # the rows never went away
+
+
+def test_a_file_still_empty_on_the_next_poll_was_really_emptied(sheet: Sheet) -> None:
+    sheet.write([HEADER, *ROWS])
+    conn = connector(sheet)
+    poll_and_commit(conn)
+    sheet.write([HEADER])
+    assert poll_and_commit(conn).pending
+    result = poll_and_commit(conn)
+    assert sorted((r.key, r.op) for r in result.records) == [
+        (f"PO-00{n}", "delete") for n in (1, 2, 3, 4)
+    ]
+
+
+def test_a_file_being_written_is_read_once_it_has_settled(sheet: Sheet) -> None:
+    sheet.write([HEADER, *ROWS])
+    now = time.time_ns()
+    os.utime(sheet.path, ns=(now, now))  # just written: the writer may not be done
+    conn = connector(sheet)
+    assert conn.poll() == PollResult(pending=True)
+    settled = now - 3 * 10**9
+    os.utime(sheet.path, ns=(settled, settled))
+    assert len(conn.poll().records) == 4
 
 
 def test_a_row_turning_unreadable_is_reported_not_deleted(sheet: Sheet) -> None:

@@ -1,0 +1,108 @@
+"""The `orderwatch connectors` verbs: `check` a connectors file, `run` its connectors.
+
+orderwatch/cli.py calls `register(subparsers)`; `python -m connectors.cli …`
+takes the same arguments (for use before, or without, the main CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from orderwatch.yamlsrc import SourceError
+
+_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
+           "info": logging.INFO, "debug": logging.DEBUG}
+
+
+def register(subparsers: Any) -> None:
+    """Add `connectors check` and `connectors run` to an argparse subparsers object."""
+    group = subparsers.add_parser(
+        "connectors", help="check or run connectors (ERP databases, sheets, CDC topics, HTTP push)",
+        description="Connectors read the systems a company runs and publish canonical change records.",
+    )
+    verbs = group.add_subparsers(dest="connectors_cmd", required=True)
+
+    p = verbs.add_parser(
+        "check", help="connect, read a few rows and show the mapped records; publish nothing",
+        description="Validate a connectors file (file:line:col: problem), then connect to each "
+                    "source, read a few rows from its beginning and print the canonical records "
+                    "and the first problems. Nothing is published, no bookmark is written. "
+                    "Exit 1 if the file has mistakes or a source cannot be read.",
+    )
+    p.add_argument("file", help="connectors YAML file")
+    p.add_argument("--rows", type=int, default=5, help="rows to read per connector (default 5)")
+    p.add_argument("--only", action="append", metavar="ID", help="check this connector only (repeatable)")
+    p.add_argument("--broker", help="kafka://host:port for debezium connectors without 'bootstrap'")
+    p.set_defaults(func=cmd_check)
+
+    p = verbs.add_parser(
+        "run", help="run connectors: poll, publish to the changes topic, keep bookmarks",
+        description="Run every connector of the file until SIGINT/SIGTERM. Needs a running broker "
+                    "(--broker kafka://host:port; `orderwatch broker` runs the embedded one). "
+                    "Bookmarks are kept in <datadir>/bookmarks; a restart resumes from them.",
+    )
+    p.add_argument("file", nargs="?", help="connectors YAML file (default: the 'connectors' setting)")
+    p.add_argument("--config", help="YAML settings file (see README: configuration reference)")
+    p.add_argument("--broker", help="kafka://host:port of the broker the workers read")
+    p.add_argument("--app-id", help="topic namespace: publishes to <app-id>-changes (default orderwatch)")
+    p.add_argument("--datadir", help="folder for bookmarks (default .orderwatch)")
+    p.add_argument("--partitions", type=int, help="partitions if the topics must be created (default 4)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT (default: off)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from connectors.check import check
+    from orderwatch.topics import bootstrap_of
+
+    bootstrap = bootstrap_of(args.broker) if args.broker else None
+    return asyncio.run(check(args.file, max(1, args.rows), args.only, bootstrap))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from connectors.service import run
+    from orderwatch.config import load_settings
+
+    overrides = {"broker": args.broker, "app_id": args.app_id, "datadir": args.datadir,
+                 "partitions": args.partitions}
+    if args.app_id:
+        overrides["topic_prefix"] = args.app_id
+    settings = load_settings(args.config, overrides)
+    logging.basicConfig(level=_LEVELS.get(settings.log_level, logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = args.file or settings.connectors
+    if not path:
+        print("connectors run: give a connectors file (or the 'connectors' setting)", file=sys.stderr)
+        return 2
+    if settings.broker == "embedded":
+        print("connectors run publishes to a running broker: give --broker kafka://host:port "
+              "(`orderwatch broker` runs the embedded one)", file=sys.stderr)
+        return 2
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    return run(path, settings, args.interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orderwatch")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SourceError as exc:
+        for pos, msg in exc.problems:
+            print(f"{pos}: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

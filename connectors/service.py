@@ -1,0 +1,66 @@
+"""Run the connectors of one connectors file against a broker until asked to stop.
+
+Used by `orderwatch connectors run` (its own process) and usable by a worker
+that runs its connectors in-process (`await serve(...)` as one of its tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from connectors.base import BookmarkStore
+from connectors.config import Context, build_connector, load_config
+from connectors.publisher import Publisher
+from connectors.runner import ConnectorRunner
+from connectors.webhook import WebhookConnector
+from orderwatch.config import Settings
+from orderwatch.topics import bootstrap_of, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event,
+                interval: float = 5.0) -> None:
+    """Poll, publish and bookmark every connector of `config_path` until `stop` is set.
+
+    Bookmarks live in `<datadir>/bookmarks`; records go to `<prefix>-changes`,
+    dead letters to `<prefix>-deadletter` of `settings.broker` (a kafka:// URL).
+    """
+    configs = load_config(config_path)
+    bootstrap = bootstrap_of(settings.broker)
+    await ensure_topics(bootstrap, settings)
+    store = BookmarkStore(Path(settings.datadir) / "bookmarks")
+    context = Context(bootstrap=bootstrap)
+    connectors = [build_connector(cfg, store.load(cfg.id), context) for cfg in configs]
+    publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
+    await publisher.start()
+    runner = ConnectorRunner(connectors, publisher, store, interval=interval)
+    try:
+        await runner.start()
+        for conn in connectors:
+            if isinstance(conn, WebhookConnector):
+                cfg = conn.config
+                print(f"webhook {conn.id} listening on http://{cfg.host}:{conn.port}{cfg.path}", flush=True)
+        print(f"connectors: {', '.join(c.id for c in connectors)} → {settings.changes_topic} "
+              f"on {bootstrap}", flush=True)
+        await runner.run(stop)
+    finally:
+        runner.close()
+        await publisher.stop()
+
+
+def run(config_path: str | Path, settings: Settings, interval: float = 5.0) -> int:
+    """`serve` in its own event loop; SIGINT/SIGTERM stop it after the poll in progress."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config_path, settings, stop, interval)
+
+    asyncio.run(main())
+    return 0

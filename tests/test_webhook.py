@@ -1,0 +1,191 @@
+"""The webhook connector over real HTTP, publishing to the real embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+import pytest
+
+from connectors.base import BookmarkStore
+from connectors.mapping import FieldMapping, FieldSpec
+from connectors.publisher import Publisher
+from connectors.runner import ConnectorRunner
+from connectors.webhook import WebhookConfig, WebhookConnector, sign
+from orderwatch.broker import EmbeddedBroker, free_port
+from tests.test_connectors_kit import flatten, make_topics, new_settings, read_topic
+
+pytestmark = pytest.mark.integration
+SECRET = "s3cret-用于签名"
+
+
+def record(key: str, seq: int, **extra: Any) -> dict[str, Any]:
+    return {"entity": "purchase_order", "key": key, "ts": "2025-03-05T10:00:00+08:00", "seq": seq,
+            "fields": {"supplier": "华东五金", "qty": seq}, **extra}
+
+
+async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers or {}) as resp:
+        return resp.status, await resp.json()
+
+
+def signed(body: bytes) -> dict[str, str]:
+    return {"X-Orderwatch-Signature": sign(SECRET, body), "Content-Type": "application/json"}
+
+
+class Endpoint:
+    """Webhook connectors run by a ConnectorRunner that publishes to a fresh set of topics."""
+
+    def __init__(self, broker: EmbeddedBroker, tmp_path: Path, *configs: WebhookConfig) -> None:
+        self.settings = new_settings(broker.url)
+        self.bootstrap = broker.bootstrap
+        self.connectors = [WebhookConnector(c) for c in configs]
+        self.store = BookmarkStore(tmp_path / "bookmarks")
+        self.publisher = Publisher(broker.bootstrap, self.settings.changes_topic, self.settings.deadletter_topic)
+        self.runner = ConnectorRunner(list(self.connectors), self.publisher, self.store, interval=60)
+
+    async def __aenter__(self) -> Self:
+        await make_topics(self.bootstrap, self.settings)
+        await self.publisher.start()
+        await self.runner.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.stop()
+        await self.publisher.stop()
+
+    def url(self, index: int = 0) -> str:
+        c = self.connectors[index]
+        return f"http://127.0.0.1:{c.port}{c.config.path}"
+
+    async def changes(self) -> list[dict[str, Any]]:
+        return flatten(await read_topic(self.bootstrap, self.settings.changes_topic))
+
+    async def dead(self) -> list[dict[str, Any]]:
+        return await read_topic(self.bootstrap, self.settings.deadletter_topic)
+
+
+def hmac_config(**options: Any) -> WebhookConfig:
+    return WebhookConfig(id="erp-push", port=free_port(), auth="hmac", secret=SECRET, **options)
+
+
+def test_signed_records_are_published_and_a_bad_signature_is_401(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, hmac_config()) as ep:
+            body = json.dumps(record("PO-1", 1)).encode()
+            assert await post(ep.url(), body, signed(body)) == (200, {"accepted": 1, "duplicates": 0})
+            status, answer = await post(ep.url(), body, {"X-Orderwatch-Signature": sign("wrong", body)})
+            assert (status, answer["error"]) == (401, "X-Orderwatch-Signature does not match the body")
+            status, answer = await post(ep.url(), body)
+            assert status == 401 and answer["error"].startswith("missing X-Orderwatch-Signature header")
+            tampered = body.replace(b'"qty": 1', b'"qty": 9')
+            assert (await post(ep.url(), tampered, signed(body)))[0] == 401
+            # The bare hex digest (no "sha256=" prefix) is accepted too.
+            other = json.dumps(record("PO-2", 1)).encode()
+            bare = {"X-Orderwatch-Signature": sign(SECRET, other).removeprefix("sha256=")}
+            assert (await post(ep.url(), other, bare))[0] == 200
+            published = sorted(await ep.changes(), key=lambda r: r["key"])
+            assert [(r["source"], r["key"], r["seq"]) for r in published] == [
+                ("erp-push", "PO-1", 1), ("erp-push", "PO-2", 1)]
+            assert published[0]["ts"] == "2025-03-05T10:00:00+08:00"
+            assert published[0]["fields"] == {"supplier": "华东五金", "qty": 1}
+
+    asyncio.run(go())
+
+
+def test_a_mixed_batch_accepts_the_good_records_and_reports_the_bad(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, hmac_config(entity="purchase_order")) as ep:
+            batch = [record("PO-1", 5), {**record("PO-2", 5), "ts": "yesterday"},
+                     record("PO-3", 5), {**record("PO-4", 1), "source": "someone-else"},
+                     "not an object", {**record("PO-5", 1), "entity": "invoice"}]
+            body = json.dumps(batch).encode()
+            status, answer = await post(ep.url(), body, signed(body))
+            assert status == 400
+            assert (answer["accepted"], answer["duplicates"]) == (2, 0)
+            assert [(r["index"], r["field"]) for r in answer["rejected"]] == [
+                (1, "ts"), (3, "source"), (4, "record"), (5, "entity")]
+            assert answer["rejected"][0]["reason"] == "ts: not an ISO 8601 timestamp: 'yesterday'"
+            # Sent again (the sender saw an error): the good ones are duplicates now.
+            status, answer = await post(ep.url(), body, signed(body))
+            assert (status, answer["accepted"], answer["duplicates"]) == (400, 0, 2)
+            assert sorted(r["key"] for r in await ep.changes()) == ["PO-1", "PO-3"]
+            dead = sorted(await ep.dead(), key=lambda d: d["at"])
+            assert len(dead) == 8  # four bad records in each of the two requests
+            assert dead[0]["source"] == "erp-push" and dead[0]["field"] == "ts"
+            assert dead[0]["where"]["index"] == 1 and dead[0]["payload"]["key"] == "PO-2"
+            # Not JSON at all.
+            status, answer = await post(ep.url(), b"{oops", signed(b"{oops"))
+            assert status == 400 and answer["error"].startswith("body is not JSON")
+
+    asyncio.run(go())
+
+
+def test_a_body_over_the_limit_is_413(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, hmac_config(max_bytes=2048)) as ep:
+            big = json.dumps([record(f"PO-{n}", n) for n in range(40)]).encode()
+            assert len(big) > 2048
+            status, answer = await post(ep.url(), big, signed(big))
+            assert (status, answer) == (413, {"error": "body over 2048 bytes"})
+
+            async def chunks() -> Any:  # no Content-Length: the limit holds while reading
+                for i in range(0, len(big), 512):
+                    yield big[i : i + 512]
+
+            async with aiohttp.ClientSession() as http, http.post(ep.url(), data=chunks(), headers=signed(big)) as resp:
+                assert resp.status == 413
+            small = json.dumps(record("PO-1", 1)).encode()
+            assert (await post(ep.url(), small, signed(small)))[0] == 200
+            assert len(await ep.changes()) == 1
+
+    asyncio.run(go())
+
+
+def test_bearer_tokens_and_mapped_rows(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    rows = WebhookConfig(
+        id="mes-push", port=free_port(), path="/rows", auth="bearer", token="t0ken", entity="sales_order",
+        key=("单号",), seq="版本", op="动作", ts="时间", actor="操作人",
+        mapping=FieldMapping((FieldSpec("customer", "客户"), FieldSpec("promised_date", "交期", "date"))),
+    )
+
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, rows) as ep:
+            row = {"单号": "SO-7", "版本": 3, "时间": "2025/3/5 9:30", "客户": "北方钢材", "交期": "2025年3月20日",
+                   "操作人": "王芳"}
+            body = json.dumps(row, ensure_ascii=False).encode()
+            status, answer = await post(ep.url(), body, {"Authorization": "Bearer nope"})
+            assert (status, answer["error"]) == (401, "missing or wrong bearer token (Authorization: Bearer …)")
+            assert (await post(ep.url(), body, {"Authorization": "Bearer t0ken"}))[0] == 200
+            gone = json.dumps({"单号": "SO-7", "版本": 4, "动作": "delete"}).encode()
+            assert (await post(ep.url(), gone, {"Authorization": "Bearer t0ken"}))[0] == 200
+            bad = json.dumps({"单号": "SO-8", "客户": "x"}).encode()
+            status, answer = await post(ep.url(), bad, {"Authorization": "Bearer t0ken"})
+            assert status == 400 and answer["rejected"][0]["field"] == "版本"
+            upsert, delete = await ep.changes()
+            assert upsert == {"source": "mes-push", "entity": "sales_order", "key": "SO-7", "op": "upsert",
+                              "ts": "2025-03-05T09:30:00+00:00", "seq": 3,
+                              "fields": {"customer": "北方钢材", "promised_date": "2025-03-20"}, "actor": "王芳"}
+            assert (delete["op"], delete["seq"], delete["fields"]) == ("delete", 4, {})
+
+    asyncio.run(go())
+
+
+def test_accepted_means_published_and_a_broker_failure_is_503(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, hmac_config()) as ep:
+            body = json.dumps(record("PO-1", 1)).encode()
+            assert (await post(ep.url(), body, signed(body)))[0] == 200
+            saved = ep.store.load("erp-push")
+            assert saved == {"last": {"purchase_order:PO-1": 1}}  # bookmarked once published
+            await ep.publisher.stop()  # the broker connection is gone
+            later = json.dumps(record("PO-1", 2)).encode()
+            status, answer = await post(ep.url(), later, signed(later))
+            assert status == 503 and answer["error"].startswith("could not publish, send again")
+            assert ep.store.load("erp-push") == saved  # nothing was taken for accepted
+            ep.publisher = Publisher(broker.bootstrap, ep.settings.changes_topic, ep.settings.deadletter_topic)
+
+    asyncio.run(go())
