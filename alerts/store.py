@@ -2,68 +2,39 @@
 
 Applying a transition is idempotent: at-least-once delivery replays alert
 events after a crash, and a replay must change nothing. `apply` returns only
-the transitions that changed the store: those, and only those, are notified.
+the transitions that changed the store. People act on alerts here too
+(acknowledge, resolve); every change is a history row with who, when and why.
+
+Notifications are not sent from here: the dispatcher (alerts/dispatch.py)
+reads the stored state, so a crash between storing and notifying loses
+nothing.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import (
-    JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select,
-)
+from sqlalchemy import create_engine, event, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
+from alerts.migrations import migrate
+from alerts.schema import (  # noqa: F401  (re-exported: the tables live in alerts/schema.py)
+    OPEN_STATES,
+    SCHEMA_VERSION,
+    AlertRow,
+    Base,
+    HistoryRow,
+    MetaRow,
+)
 from orderwatch.alert import AlertEvent
-
-SCHEMA_VERSION = 1
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class AlertRow(Base):
-    __tablename__ = "ow_alerts"
-
-    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
-    rule: Mapped[str] = mapped_column(String(200), index=True)
-    entity: Mapped[str] = mapped_column(String(64))
-    key: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    severity: Mapped[str] = mapped_column(String(16))
-    owner: Mapped[str | None] = mapped_column(String(200), index=True)
-    title: Mapped[str] = mapped_column(Text, default="")
-    summary: Mapped[str] = mapped_column(Text, default="")
-    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_change: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class HistoryRow(Base):
-    __tablename__ = "ow_alert_history"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    fingerprint: Mapped[str] = mapped_column(ForeignKey("ow_alerts.fingerprint"), index=True)
-    state: Mapped[str] = mapped_column(String(16))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    actor: Mapped[str] = mapped_column(String(200), default="engine")
-    detail: Mapped[str] = mapped_column(Text, default="")
-
-
-class MetaRow(Base):
-    __tablename__ = "ow_meta"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +53,67 @@ class StoredAlert:
     starts_at: datetime
     last_change: datetime
     resolved_at: datetime | None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    ack_comment: str | None = None
+    resolved_by: str | None = None
+    silenced_by: str | None = None
+    escalation_level: int = 0
+    delivery: str = ""
+    delivery_error: str | None = None
+    notified_at: datetime | None = None
+    escalate: tuple[dict[str, Any], ...] = ()  # the rule's escalation steps
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
         for k, v in out.items():
             if isinstance(v, datetime):
                 out[k] = v.isoformat()
+        out["escalate"] = [dict(step) for step in self.escalate]
         return out
 
 
-def _utc(dt: datetime | None) -> datetime | None:
+@dataclass(slots=True)
+class Snapshot:
+    """What the dispatcher reads of an alert; changing it changes nothing in the store."""
+
+    fingerprint: str
+    rule: str
+    entity: str
+    key: str
+    state: str
+    severity: str
+    owner: str | None
+    title: str
+    summary: str
+    labels: dict[str, str]
+    starts_at: datetime
+    resolved_at: datetime | None
+    escalation_level: int
+    escalate: list[dict[str, Any]] | None
+    silenced_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    id: int
+    fingerprint: str
+    state: str  # what happened: firing, resolved, acknowledged, silenced, notified, …
+    at: datetime
+    actor: str
+    comment: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "fingerprint": self.fingerprint, "event": self.state, "at": self.at.isoformat(),
+                "by": self.actor, "comment": self.comment, "detail": self.detail}
+
+
+def utc(dt: datetime | None) -> datetime | None:
     # SQLite returns naive datetimes even for timezone=True columns.
     if dt is None:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def make_engine(url: str) -> Engine:
@@ -107,6 +125,14 @@ def make_engine(url: str) -> Engine:
             # Several workers may share one SQLite file: WAL lets readers and one writer coexist.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.isolation_level = None  # transactions are begun below, not by the driver
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            # The sink, the dispatcher, the API and the CLI all write. A deferred transaction
+            # that reads and then writes fails (SQLITE_BUSY_SNAPSHOT) when another writer
+            # committed in between; taking the write lock up front makes them queue instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -118,24 +144,23 @@ class AlertStore:
         self.engine = make_engine(url)
         for attempt in range(5):
             try:
-                self._create_schema()
+                self.migrated_from, _ = migrate(self.engine)
                 break
             except (OperationalError, IntegrityError, ProgrammingError):
-                # Workers starting together race to create the schema; the loser retries.
+                # Workers starting together race for the schema; the loser retries.
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    def _create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
-        with Session(self.engine) as session, session.begin():
-            if session.get(MetaRow, "schema_version") is None:
-                session.add(MetaRow(name="schema_version", value=str(SCHEMA_VERSION)))
-
     def close(self) -> None:
         self.engine.dispose()
 
-    def apply(self, events: Iterable[AlertEvent]) -> list[AlertEvent]:
+    def session(self) -> Session:
+        return Session(self.engine)
+
+    # --- the engine's transitions -------------------------------------------
+
+    def apply(self, events: Iterable[AlertEvent]) -> builtins.list[AlertEvent]:
         """Apply transitions in order; return those that changed the store.
 
         One SELECT (locking the rows) for the whole batch and one flush: the
@@ -144,77 +169,207 @@ class AlertStore:
         events = list(events)
         if not events:
             return []
-        changed: list[AlertEvent] = []
+        changed: builtins.list[AlertEvent] = []
         with Session(self.engine) as session, session.begin(), session.no_autoflush:
             wanted = sorted({ev.fingerprint for ev in events})
             rows: dict[str, AlertRow] = {}
             for chunk in range(0, len(wanted), 500):
                 query = select(AlertRow).where(AlertRow.fingerprint.in_(wanted[chunk:chunk + 500]))
                 rows.update((r.fingerprint, r) for r in session.scalars(query.with_for_update()))
-            history: list[HistoryRow] = []
+            history: builtins.list[HistoryRow] = []
             for ev in events:
                 row = rows.get(ev.fingerprint)
                 if row is None:
                     row = rows[ev.fingerprint] = AlertRow(
                         fingerprint=ev.fingerprint, rule=ev.rule, entity=ev.entity, key=ev.key,
                         first_seen=ev.since, starts_at=ev.since, last_change=ev.at, state="",
+                        escalation_level=0, delivery="", dispatch_pending=False,
                     )
                     session.add(row)
                 elif not _changes(row, ev):
                     continue
-                _update(row, ev)
-                history.append(HistoryRow(fingerprint=ev.fingerprint, state=ev.state, at=ev.at,
-                                          detail=json.dumps({"summary": ev.summary}, ensure_ascii=False)))
+                kind = _update(row, ev)
+                history.append(HistoryRow(
+                    fingerprint=ev.fingerprint, state=kind, at=ev.at, actor="engine",
+                    detail=json.dumps({"summary": ev.summary, "severity": ev.severity}, ensure_ascii=False)))
                 changed.append(ev)
             session.flush()
             session.add_all(history)
         return changed
 
-    def list(self, state: str | None = None, rule: str | None = None) -> list[StoredAlert]:
-        query = select(AlertRow).order_by(AlertRow.starts_at, AlertRow.fingerprint)
-        if state:
-            query = query.where(AlertRow.state == state)
-        if rule:
-            query = query.where(AlertRow.rule == rule)
-        with Session(self.engine) as session:
-            return [_stored(row) for row in session.scalars(query)]
+    # --- reading --------------------------------------------------------------
 
-    def history(self, fingerprint: str) -> list[tuple[str, datetime, str]]:
+    def list(self, state: str | Sequence[str] | None = None, rule: str | None = None, owner: str | None = None,
+             severity: str | None = None, entity: str | None = None, key: str | None = None,
+             limit: int | None = None) -> builtins.list[StoredAlert]:
+        query = select(AlertRow).order_by(AlertRow.starts_at, AlertRow.fingerprint)
+        if isinstance(state, str):
+            query = query.where(AlertRow.state == state)
+        elif state:
+            query = query.where(AlertRow.state.in_(list(state)))
+        for column, value in ((AlertRow.rule, rule), (AlertRow.owner, owner), (AlertRow.severity, severity),
+                              (AlertRow.entity, entity), (AlertRow.key, key)):
+            if value:
+                query = query.where(column == value)
+        if limit:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return [stored(row) for row in session.scalars(query)]
+
+    def get(self, fingerprint: str) -> StoredAlert | None:
+        with Session(self.engine) as session:
+            row = session.get(AlertRow, fingerprint)
+            return stored(row) if row else None
+
+    def resolve_ids(self, ids: Iterable[str]) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Full fingerprints for ids or unique prefixes (like git's short hashes); and those not found."""
+        found: builtins.list[str] = []
+        missing: builtins.list[str] = []
+        with Session(self.engine) as session:
+            for ident in ids:
+                fps = list(session.scalars(select(AlertRow.fingerprint)
+                                           .where(AlertRow.fingerprint.like(f"{ident}%")).limit(2)))
+                if len(fps) == 1 and len(ident) >= 4:
+                    found.append(fps[0])
+                else:
+                    missing.append(ident)
+        return found, missing
+
+    def history(self, fingerprint: str) -> builtins.list[tuple[str, datetime, str]]:
+        """(what, when, who) of every history entry, oldest first."""
+        return [(h.state, h.at, h.actor) for h in self.events(fingerprint)]
+
+    def events(self, fingerprint: str) -> builtins.list[HistoryEntry]:
         query = select(HistoryRow).where(HistoryRow.fingerprint == fingerprint).order_by(HistoryRow.id)
         with Session(self.engine) as session:
-            return [(h.state, _utc(h.at) or h.at, h.actor) for h in session.scalars(query)]
+            return [entry(h) for h in session.scalars(query)]
+
+    # --- people acting on alerts -------------------------------------------------
+
+    def acknowledge(self, fingerprints: Iterable[str], actor: str, comment: str | None = None,
+                    at: datetime | None = None) -> builtins.list[str]:
+        """Acknowledge open alerts: stops reminders and escalation. Returns those that changed."""
+        at = at or datetime.now(UTC)
+        return self._act(fingerprints, ("firing", "silenced"), "acknowledged", actor, comment, at,
+                         {"acked_by": actor, "acked_at": at, "ack_comment": comment, "silenced_by": None})
+
+    def resolve(self, fingerprints: Iterable[str], actor: str, comment: str | None = None,
+                at: datetime | None = None) -> builtins.list[str]:
+        """Close open alerts by hand; the engine's next episode of the same alert opens it again."""
+        at = at or datetime.now(UTC)
+        return self._act(fingerprints, OPEN_STATES, "resolved", actor, comment, at,
+                         {"resolved_by": actor, "resolved_at": at, "dispatch_pending": True})
+
+    def _act(self, fingerprints: Iterable[str], from_states: Sequence[str], to_state: str, actor: str,
+             comment: str | None, at: datetime, values: dict[str, Any]) -> builtins.list[str]:
+        fps = sorted(set(fingerprints))
+        if not fps:
+            return []
+        with Session(self.engine) as session, session.begin():
+            rows = list(session.scalars(select(AlertRow).where(AlertRow.fingerprint.in_(fps),
+                                                               AlertRow.state.in_(list(from_states)))
+                                        .with_for_update()))
+            for row in rows:
+                row.state = to_state
+                for k, v in values.items():
+                    setattr(row, k, v)
+                session.add(HistoryRow(fingerprint=row.fingerprint, state=to_state, at=at, actor=actor,
+                                       comment=comment, detail=""))
+            return [r.fingerprint for r in rows]
+
+    def record(self, session: Session, fingerprints: Iterable[str], what: str, actor: str, at: datetime,
+               detail: dict[str, Any] | None = None, comment: str | None = None) -> None:
+        """Add one history entry per alert inside the caller's transaction."""
+        text = json.dumps(detail or {}, ensure_ascii=False)
+        session.add_all([HistoryRow(fingerprint=fp, state=what, at=at, actor=actor, detail=text, comment=comment)
+                         for fp in fingerprints])
+
+    def set_delivery(self, session: Session, fingerprints: Sequence[str], status: str, error: str | None) -> None:
+        """Mark the delivery status of alerts (targeted UPDATE: the sink may be writing the same rows)."""
+        if fingerprints:
+            session.execute(update(AlertRow).where(AlertRow.fingerprint.in_(list(fingerprints)))
+                            .values(delivery=status, delivery_error=error)
+                            .execution_options(synchronize_session=False))
+
+    def dispatchable(self, session: Session) -> builtins.list[Snapshot]:
+        """Open alerts and resolved alerts whose resolution may still need telling."""
+        return snapshots(session, or_(AlertRow.state.in_(OPEN_STATES), AlertRow.dispatch_pending.is_(True)))
+
+
+def snapshots(session: Session, where: Any) -> list[Snapshot]:
+    """Plain copies of the alert rows matching `where` (no ORM bookkeeping: a pass reads thousands)."""
+    columns = [getattr(AlertRow, name) for name in Snapshot.__slots__]
+    return [Snapshot(*row) for row in session.execute(select(*columns).where(where))]
 
 
 def _changes(row: AlertRow, ev: AlertEvent) -> bool:
     """Whether a transition changes a stored alert (a replay or a stale event does not)."""
-    last = _utc(row.last_change)
+    last = utc(row.last_change)
     if last is not None and ev.at < last:
         return False  # stale: a newer transition is already stored
-    if ev.state == row.state and _utc(row.starts_at) == ev.since:
-        return False  # replay of the transition we hold
-    return not (ev.state == "resolved" and row.state == "resolved")
+    same_episode = utc(row.starts_at) == ev.since
+    if ev.state == "firing":
+        if same_episode and row.state == "resolved" and row.resolved_by:
+            return False  # a person closed this episode; only a new one reopens it
+        if same_episode and row.state in OPEN_STATES:
+            return _content(row) != _content_of(ev)  # same episode: only new severity/text counts
+        return True
+    return row.state != "resolved"
 
 
-def _update(row: AlertRow, ev: AlertEvent) -> None:
-    row.state = ev.state
+def _content(row: AlertRow) -> tuple[Any, ...]:
+    return (row.severity, row.owner, row.title, row.summary, dict(row.labels or {}), row.escalate or None)
+
+
+def _content_of(ev: AlertEvent) -> tuple[Any, ...]:
+    return (ev.severity, ev.owner, ev.title, ev.summary, dict(ev.labels),
+            [dict(step) for step in getattr(ev, "escalate", ())] or None)
+
+
+def _update(row: AlertRow, ev: AlertEvent) -> str:
+    """Write the transition; return what happened (the history entry's kind)."""
+    continuing = ev.state == "firing" and row.state in OPEN_STATES and utc(row.starts_at) == ev.since
     row.severity = ev.severity
     row.owner = ev.owner
     row.title = ev.title
     row.summary = ev.summary
     row.labels = dict(ev.labels)
+    row.escalate = [dict(step) for step in getattr(ev, "escalate", ())] or None
     row.last_change = ev.at
+    if continuing:
+        return "updated"  # acknowledged/silenced stays so; the new text is what is shown
+    row.state = ev.state
     if ev.state == "firing":
         row.starts_at = ev.since
         row.resolved_at = None
+        row.acked_by = row.acked_at = row.ack_comment = row.resolved_by = row.silenced_by = None
+        row.escalation_level = 0
+        row.delivery, row.delivery_error, row.notified_at = "", None, None
+        row.dispatch_pending = False
     else:
         row.resolved_at = ev.at
+        row.dispatch_pending = True  # whoever was told it fires is told it resolved
+    return ev.state
 
 
-def _stored(row: AlertRow) -> StoredAlert:
+def stored(row: AlertRow) -> StoredAlert:
     return StoredAlert(
         fingerprint=row.fingerprint, rule=row.rule, entity=row.entity, key=row.key, state=row.state,
         severity=row.severity, owner=row.owner, title=row.title, summary=row.summary,
-        labels=dict(row.labels or {}), first_seen=_utc(row.first_seen) or row.first_seen,
-        starts_at=_utc(row.starts_at) or row.starts_at, last_change=_utc(row.last_change) or row.last_change,
-        resolved_at=_utc(row.resolved_at),
+        labels=dict(row.labels or {}), first_seen=utc(row.first_seen) or row.first_seen,
+        starts_at=utc(row.starts_at) or row.starts_at, last_change=utc(row.last_change) or row.last_change,
+        resolved_at=utc(row.resolved_at), acked_by=row.acked_by, acked_at=utc(row.acked_at),
+        ack_comment=row.ack_comment, resolved_by=row.resolved_by, silenced_by=row.silenced_by,
+        escalation_level=row.escalation_level or 0, delivery=row.delivery or "",
+        delivery_error=row.delivery_error, notified_at=utc(row.notified_at),
+        escalate=tuple(row.escalate or ()),
     )
+
+
+def entry(h: HistoryRow) -> HistoryEntry:
+    try:
+        detail = json.loads(h.detail) if h.detail else {}
+    except ValueError:
+        detail = {"text": h.detail}
+    return HistoryEntry(h.id, h.fingerprint, h.state, utc(h.at) or h.at, h.actor, h.comment,
+                        detail if isinstance(detail, dict) else {"value": detail})

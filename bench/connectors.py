@@ -12,6 +12,8 @@ rows/s of both (medians of --runs) and their ratio; the target is >= 50 %. Exit 
 
 from __future__ import annotations
 
+import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
+
 import argparse
 import asyncio
 import sys

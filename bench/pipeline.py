@@ -10,6 +10,8 @@ status is 0 whether or not the targets are met. Method details are printed with 
 
 from __future__ import annotations
 
+import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
+
 import argparse
 import asyncio
 import json

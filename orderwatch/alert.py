@@ -30,6 +30,8 @@ class AlertEvent:
     summary: str = ""
     owner: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The rule's escalation steps ({"after", "after_seconds", "severity"?, "notify"?}), for routing.
+    escalate: tuple[dict[str, Any], ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -49,6 +51,7 @@ class AlertEvent:
             "summary": self.summary,
             "owner": self.owner,
             "labels": dict(self.labels),
+            "escalate": [dict(step) for step in self.escalate],
         }
 
     @classmethod
@@ -65,4 +68,5 @@ class AlertEvent:
             summary=data.get("summary", ""),
             owner=data.get("owner"),
             labels=dict(data.get("labels") or {}),
+            escalate=tuple(dict(step) for step in data.get("escalate") or ()),
         )

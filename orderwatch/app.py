@@ -15,6 +15,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.api import attach as attach_alerts_api
+from alerts.business import register as register_order_metrics
 from alerts.sink import AlertSink
 from alerts.store import AlertStore
 from engine.changelog import Output
@@ -81,6 +83,8 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     output = Output(bootstrap_of(settings.broker))
     engine = Engine(app, settings, Evaluator(rules, name=settings.app_id), output, clock)
     sink = AlertSink(app, settings, store)
+    order_metrics = register_order_metrics(engine.states, clock)
+    app.timer(order_metrics.max_age / 3, name="orderwatch.business_metrics")(order_metrics.refresh)
     worker = Worker(settings, app, engine, sink, store, output)
     _add_web(worker)
     gcpolicy.install(app)
@@ -94,6 +98,8 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
 
 def _add_web(worker: Worker) -> None:
     app, engine = worker.app, worker.engine
+    alerts_api = attach_alerts_api(app, worker.store, worker.settings, config=worker.sink.config,
+                                   clock=worker.sink.clock)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -101,10 +107,7 @@ def _add_web(worker: Worker) -> None:
 
     @app.page("/api/orders/{entity}/{key}")
     async def order_view(web: Any, request: Any, entity: str, key: str) -> Any:
-        state = engine.get(f"{entity}:{key}")
-        if state is None:
-            return web.json({"error": f"{entity} {key} is not held by this worker"}, status=404)
-        return web.json(state)
+        return await alerts_api.order_page(web, request, entity, key, engine.get(f"{entity}:{key}"))
 
     @app.page("/api/status")
     async def status_view(web: Any, request: Any) -> Any:

@@ -109,21 +109,6 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def cmd_alerts_list(args: argparse.Namespace) -> int:
-    from alerts.store import AlertStore
-
-    store = AlertStore(_settings(args).store_url)
-    alerts = store.list(state=args.state, rule=args.rule)
-    if args.format == "json":
-        for a in alerts:
-            print(json.dumps(a.to_dict(), ensure_ascii=False))
-    else:
-        for a in alerts:
-            print(f"{a.state:<9} {a.severity:<8} {a.rule:<28} {a.entity}:{a.key:<16} owner={a.owner or '-'}  {a.summary}")
-        print(f"{len(alerts)} alert(s)")
-    return 0
-
-
 def cmd_rules_check(args: argparse.Namespace) -> int:
     from engine.compiler import compile_rules
     from engine.rules import load_rules
@@ -162,13 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     _worker_flags(p)
     p.set_defaults(func=cmd_produce)
 
-    alerts = sub.add_parser("alerts", help="inspect the alert store").add_subparsers(dest="alerts_cmd", required=True)
-    p = alerts.add_parser("list", help="list alerts")
-    _worker_flags(p)
-    p.add_argument("--state", choices=["firing", "acknowledged", "silenced", "resolved"])
-    p.add_argument("--rule")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.set_defaults(func=cmd_alerts_list)
+    from alerts.cli import register as register_alerts
+
+    register_alerts(sub)
 
     rules = sub.add_parser("rules", help="rule authoring tools").add_subparsers(dest="rules_cmd", required=True)
     p = rules.add_parser("check", help="validate rule files; print file:line:col: problem")

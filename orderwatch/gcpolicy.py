@@ -1,13 +1,16 @@
 """How the worker uses Python's garbage collector.
 
 The state table is a large, long-lived heap of small acyclic dicts. Left alone,
-the collector runs every few hundred allocations in the middle of a batch and
-now and then walks the whole heap (hundreds of ms at 1M orders). Instead:
+the collector runs every few hundred allocations in the middle of a batch, and
+each time the heap has grown by a quarter it walks all of it (about a second at
+a few hundred thousand orders: a second of latency for every alert). Instead:
 
-- during a batch the collector is off; it runs (young generations) between batches;
-- every GC_FREEZE_SECONDS what is alive is frozen (moved out of the collector's
-  sight: acyclic garbage among it is still freed by reference counting);
-- every GC_FULL_SECONDS the frozen heap is thawed and collected once, so cyclic
+- during a batch the collector is off; the young generations are collected
+  between batches;
+- after a batch, at most once per FREEZE_SECONDS, what is alive is frozen
+  (moved out of the collector's sight; acyclic garbage among it is still freed
+  by reference counting, which is what state updates produce);
+- every FULL_SECONDS the frozen heap is thawed and collected once, so cyclic
   garbage cannot pile up.
 """
 
@@ -20,31 +23,34 @@ from typing import Iterator
 
 import faust
 
-GC_FREEZE_SECONDS = 30.0
-GC_FULL_SECONDS = 900.0
+FREEZE_SECONDS = 1.0
+FULL_SECONDS = 900.0
+
+_last_freeze = 0.0
 
 
 @contextmanager
-def no_collection() -> Iterator[None]:
-    """Hold the collector off for one batch (it runs at the next allocation after)."""
+def batch() -> Iterator[None]:
+    """Hold the collector off for one batch; freeze the survivors now and then."""
+    global _last_freeze
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        now = time.monotonic()
+        if now - _last_freeze >= FREEZE_SECONDS:
+            gc.freeze()
+            _last_freeze = now
         if was_enabled:
             gc.enable()
 
 
 def install(app: faust.App) -> None:
-    """Freeze the long-lived heap periodically; thaw and collect it rarely."""
-    last_full = time.monotonic()
+    """Thaw and collect the frozen heap every FULL_SECONDS."""
 
-    @app.timer(GC_FREEZE_SECONDS, name="orderwatch.gc")
-    async def freeze() -> None:
-        nonlocal last_full
-        if time.monotonic() - last_full >= GC_FULL_SECONDS:
-            gc.unfreeze()
-            gc.collect()
-            last_full = time.monotonic()
+    @app.timer(FULL_SECONDS, name="orderwatch.gc")
+    async def full_collection() -> None:
+        gc.unfreeze()
+        gc.collect()
         gc.freeze()

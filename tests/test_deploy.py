@@ -371,6 +371,87 @@ def test_alert_rules_fire_on_their_scenarios(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+ALERTMANAGER_DIR = REPO / "deploy" / "alertmanager"
+WORKER_ALERTS = REPO / "deploy" / "orderwatch" / "alerts.yaml"
+
+
+def test_prometheus_sends_to_the_compose_alertmanager(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    [target] = [t for am in config["alerting"]["alertmanagers"] for sc in am["static_configs"]
+                for t in sc["targets"]]
+    host, port = target.split(":")
+    am = _service(compose, "alertmanager")
+    assert host == "alertmanager" and port == "9093"
+    assert am["image"].startswith("prom/alertmanager:")
+    assert _bind_mounts(am)[PurePosixPath("/etc/alertmanager")] == ALERTMANAGER_DIR
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in _command(am)
+    assert "--cluster.listen-address=" in _command(am)
+
+
+def test_amtool_checks_the_alertmanager_config() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        _missing_tool("amtool not found; install it: apt-get install -y --no-install-recommends "
+                      "prometheus-alertmanager")
+        raise AssertionError("unreachable")
+    result = _run([amtool, "check-config", str(ALERTMANAGER_DIR / "alertmanager.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_worker_reads_the_mounted_alerts_file(compose: dict[str, Any]) -> None:
+    from alerts.config import load_alerts_config
+
+    worker = _service(compose, "orderwatch")
+    path = _environment(worker)["ORDERWATCH_ALERTS"]
+    assert _host_path(_bind_mounts(worker), path) == WORKER_ALERTS
+    cfg = load_alerts_config(WORKER_ALERTS)
+    [am] = [r for r in cfg.receivers.values() if r.type == "alertmanager"]
+    assert am.url == "http://alertmanager:9093"  # type: ignore[attr-defined]
+    assert cfg.route is not None and cfg.route.repeat_interval < am.ends_after  # type: ignore[attr-defined]
+
+
+def test_notification_rules_fire_on_their_scenarios(tmp_path: Path) -> None:
+    """A receiver that only fails alerts; one that fails now and then does not; given-up ones alert."""
+    rules = yaml.safe_load(ALERT_RULES.read_text(encoding="utf-8"))
+    annotations = {r["alert"]: r["annotations"] for g in rules["groups"] for r in g["rules"]}
+
+    def rendered(alert: str, receiver: str, value: str) -> dict[str, str]:
+        return {k: v.replace("{{ $labels.receiver }}", receiver).replace("{{ $value | humanize }}", value)
+                for k, v in annotations[alert].items()}
+
+    series = 'orderwatch_notifications_{}_total{{job="orderwatch",instance="w1:6066",receiver="{}",type="x"}}'
+    unit = {
+        "rule_files": [str(ALERT_RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": series.format("failed", "mail"), "values": "0+1x60"},
+                {"series": series.format("sent", "mail"), "values": "0x60"},
+                {"series": series.format("failed", "dingtalk"), "values": "0+1x60"},
+                {"series": series.format("sent", "dingtalk"), "values": "0+2x60"},
+                {"series": 'orderwatch_outbox_dead{job="orderwatch",instance="w1:6066"}', "values": "0x10 2x50"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "OrderwatchNotificationsFailing", "exp_alerts": []},
+                {"eval_time": "40m", "alertname": "OrderwatchNotificationsFailing", "exp_alerts": [{
+                    "exp_labels": {"severity": "critical", "receiver": "mail"},
+                    "exp_annotations": rendered("OrderwatchNotificationsFailing", "mail", ""),
+                }]},
+                {"eval_time": "5m", "alertname": "OrderwatchNotificationsGivenUp", "exp_alerts": []},
+                {"eval_time": "15m", "alertname": "OrderwatchNotificationsGivenUp", "exp_alerts": [{
+                    "exp_labels": {"severity": "warning"},
+                    "exp_annotations": rendered("OrderwatchNotificationsGivenUp", "", "2"),
+                }]},
+            ],
+        }],
+    }
+    test_file = tmp_path / "notify_test.yml"
+    test_file.write_text(yaml.safe_dump(unit, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    result = _run([_promtool(), "test", "rules", str(test_file)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_prometheus_scrapes_the_workers_and_loads_the_rules(compose: dict[str, Any]) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     assert [(PROMETHEUS_DIR / f).resolve() for f in config["rule_files"]] == [ALERT_RULES]
@@ -404,25 +485,42 @@ _SAMPLE_SUFFIXES = {
 }
 
 
+# Every module that defines metrics served on a worker's /metrics.
+METRIC_MODULES = ("orderwatch.metrics", "alerts.metrics", "connectors.metrics")
+
+
 def exported_sample_names() -> set[str]:
-    """Sample names of the metrics defined in orderwatch/metrics.py, as served.
+    """Sample names of the metrics defined in METRIC_MODULES, as served.
 
     Read from prometheus_client's default registry (what /metrics serves). A
     labelled metric has no samples until a label set is used, so the names its
     type will produce are added from the family's type.
     """
+    import importlib
+    import importlib.util
+
     from prometheus_client import REGISTRY
     from prometheus_client.metrics import MetricWrapperBase
 
-    import orderwatch.metrics
+    defined: set[str] = set()
+    for name in METRIC_MODULES:
+        if name != "orderwatch.metrics" and importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        found = {
+            family.name
+            for obj in vars(module).values()
+            if isinstance(obj, MetricWrapperBase)
+            for family in obj.describe()
+        }
+        assert found, f"{name} defines no metrics"
+        defined |= found
+    # Collected at scrape time from the order states (alerts/business.py), registered by the worker.
+    from alerts.business import NAMES as BUSINESS_GAUGES
+    from alerts.business import register as register_business_gauges
 
-    defined = {
-        family.name
-        for obj in vars(orderwatch.metrics).values()
-        if isinstance(obj, MetricWrapperBase)
-        for family in obj.describe()
-    }
-    assert defined, "orderwatch.metrics defines no metrics"
+    register_business_gauges(list)
+    defined |= set(BUSINESS_GAUGES)
     names: set[str] = set()
     registered: set[str] = set()
     for family in REGISTRY.collect():
@@ -558,6 +656,19 @@ def test_dashboard_has_the_expected_panels(dashboard: dict[str, Any]) -> None:
     assert "time() - max by (connector) (orderwatch_connector_last_success_timestamp_seconds" in (
         exprs_of("last success age")
     )
+    # The alert layer (alerts/metrics.py).
+    assert "orderwatch_alerts_open" in exprs_of("open alerts by family and severity")
+    assert "by (owner)" in exprs_of("open alerts by owner")
+    delivery = exprs_of("notifications sent / failed by receiver")
+    assert "orderwatch_notifications_sent_total" in delivery
+    assert "orderwatch_notifications_failed_total" in delivery and "by (receiver)" in delivery
+    assert "orderwatch_alert_ack_seconds_bucket" in exprs_of("time to acknowledge")
+    assert "orderwatch_outbox_pending" in exprs_of("outbox pending")
+    assert "orderwatch_alert_escalations_total" in exprs_of("escalations")
+    # Business gauges (alerts/business.py).
+    assert "orderwatch_orders_overdue" in exprs_of("open and overdue orders by entity")
+    assert "orderwatch_orders_completed_on_time" in exprs_of("on-time rate by entity")
+    assert "orderwatch_orders_overdue_amount" in exprs_of("overdue amount")
 
 
 # --------------------------------------------------------------------------

@@ -71,10 +71,6 @@ def run_group(broker, tmp: Path, n_workers: int, kill_after_chunk: int | None) -
             w.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect under investigation: the same intermittent missed updates after a SIGKILL takeover",
-)
 def test_two_workers_one_killed_produce_the_alerts_of_one_worker(broker, tmp_path) -> None:
     single, _ = run_group(broker, tmp_path, 1, kill_after_chunk=None)
     assert {k for k, v in single.items() if v[0] == "firing"} == EXPECTED_FIRING
@@ -85,11 +81,6 @@ def test_two_workers_one_killed_produce_the_alerts_of_one_worker(broker, tmp_pat
     assert len(survivors) == 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect under investigation: after a SIGKILL takeover the survivor sometimes misses "
-    "updates for the dead worker's partitions (about 1 run in 3 on the embedded broker)",
-)
 def test_survivor_holds_complete_state_after_a_sigkill(broker, tmp_path) -> None:
     app_id = f"ow-{uuid.uuid4().hex[:8]}"
     store = f"sqlite:///{tmp_path / 'alerts.sqlite'}"

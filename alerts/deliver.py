@@ -1,0 +1,188 @@
+"""The outbox: send queued notifications, retry failures with backoff, record what happened.
+
+A notification stays in `ow_outbox` until its endpoint accepts it. A failed
+attempt is retried after retry_initial, doubling up to retry_max; after
+`failing_after` attempts its alerts show delivery "failing" (in the CLI, the
+API and the history); after `give_up_after` it is marked dead and kept for
+inspection, never silently dropped. Each row is claimed before sending (its
+next attempt moved past the send timeout) so that two workers never send it
+twice; a crash between the endpoint's acceptance and the row update can
+still repeat one message: email carries a stable Message-ID and webhooks an
+Idempotency-Key, so receivers can recognise it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiohttp
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from alerts import metrics
+from alerts.clock import Clock, now_of
+from alerts.config import AlertsConfig
+from alerts.dispatch import prune
+from alerts.message import Notification
+from alerts.notify import DeliveryError, SendContext
+from alerts.schema import OutboxRow
+from alerts.store import AlertStore, utc
+from alerts.template import Renderer
+
+log = logging.getLogger(__name__)
+KEEP_SENT = timedelta(days=7)
+
+
+@dataclass
+class Attempt:
+    id: int
+    notification: Notification
+    attempts: int
+    created_at: datetime
+    error: str | None = None
+
+
+class Deliverer:
+    def __init__(self, config: AlertsConfig, store: AlertStore, clock: Clock = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.renderer = Renderer(config.templates)
+        self._http: aiohttp.ClientSession | None = None
+        self._last_prune = 0.0
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def backoff(self, attempts: int) -> float:
+        d = self.config.delivery
+        return float(min(d.retry_max, d.retry_initial * (2 ** max(0, attempts - 1))))
+
+    async def run_once(self) -> tuple[int, int]:
+        """Send every due notification; return (sent, failed)."""
+        now = now_of(self.clock)
+        batch = await asyncio.to_thread(self._claim, now)
+        if batch:
+            if self._http is None:
+                self._http = aiohttp.ClientSession()
+            ctx = SendContext(self._http, self.renderer)
+            limit = asyncio.Semaphore(self.config.delivery.concurrency)
+            await asyncio.gather(*(self._send(a, ctx, limit) for a in batch))
+            await asyncio.to_thread(self._record, batch, now_of(self.clock))
+        await asyncio.to_thread(self._housekeeping, now)
+        failed = sum(1 for a in batch if a.error)
+        return len(batch) - failed, failed
+
+    def _claim(self, now: datetime) -> list[Attempt]:
+        d = self.config.delivery
+        lease = now + timedelta(seconds=max(60.0, 3 * max((r.timeout for r in self.config.receivers.values()),
+                                                          default=10.0)))
+        out: list[Attempt] = []
+        with Session(self.store.engine) as session, session.begin():
+            rows = session.scalars(select(OutboxRow).where(OutboxRow.status == "pending",
+                                                           OutboxRow.next_attempt_at <= now)
+                                   .order_by(OutboxRow.id).limit(d.concurrency * 8).with_for_update(skip_locked=True))
+            for row in rows:
+                if row.receiver not in self.config.receivers:
+                    row.last_error = f"receiver {row.receiver!r} is no longer configured"
+                    row.next_attempt_at = now + timedelta(seconds=d.retry_max)
+                    continue
+                row.next_attempt_at = lease  # claimed: nobody else picks it up meanwhile
+                out.append(Attempt(row.id, Notification.from_dict(json.loads(row.payload), row.id), row.attempts,
+                                   utc(row.created_at) or row.created_at))
+        return out
+
+    async def _send(self, attempt: Attempt, ctx: SendContext, limit: asyncio.Semaphore) -> None:
+        receiver = self.config.receivers[attempt.notification.receiver]
+        started = time.perf_counter()
+        async with limit:
+            try:
+                await asyncio.wait_for(receiver.send(attempt.notification, ctx), receiver.timeout + 5)
+            except DeliveryError as exc:
+                attempt.error = str(exc)
+            except TimeoutError:
+                attempt.error = f"no answer within {receiver.timeout:.0f}s"
+            except Exception as exc:  # a bug in one integration must not stop the others
+                log.exception("receiver %s failed", receiver.name)
+                attempt.error = f"{type(exc).__name__}: {exc}"
+        metrics.DELIVERY_SECONDS.labels(receiver.type).observe(time.perf_counter() - started)
+        if attempt.error:
+            metrics.NOTIFICATIONS_FAILED.labels(receiver.name, receiver.type).inc()
+            log.warning("notification %s to %s failed (attempt %d): %s", attempt.id, receiver.name,
+                        attempt.attempts + 1, attempt.error)
+        else:
+            metrics.NOTIFICATIONS_SENT.labels(receiver.name, receiver.type).inc()
+
+    def _record(self, batch: list[Attempt], now: datetime) -> None:
+        d = self.config.delivery
+        affected: set[str] = set()
+        with Session(self.store.engine) as session, session.begin():
+            for a in batch:
+                n = a.notification
+                fps = [x.fingerprint for x in n.alerts]
+                affected.update(fps)
+                who = (n.recipient or {}).get("id", "")
+                detail = {"receiver": n.receiver, "recipient": who, "notification": a.id, "level": n.level,
+                          "status": {x.fingerprint: x.status for x in n.alerts}}
+                attempts = a.attempts + 1
+                if a.error is None:
+                    session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
+                        status="sent", sent_at=now, attempts=attempts, last_error=None))
+                    self.store.record(session, fps, "notified", n.receiver, now, detail)
+                    continue
+                dead = now - a.created_at >= timedelta(seconds=d.give_up_after)
+                session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
+                    status="dead" if dead else "pending", attempts=attempts, last_error=a.error[:2000],
+                    next_attempt_at=now + timedelta(seconds=self.backoff(attempts))))
+                if attempts == d.failing_after or dead:
+                    self.store.record(session, fps, "notify_failed", n.receiver, now,
+                                      {**detail, "attempts": attempts, "error": a.error[:500], "gave_up": dead})
+            self._delivery_status(session, affected)
+
+    def _delivery_status(self, session: Session, fingerprints: set[str]) -> None:
+        """Per alert: failing if any of its notifications keeps failing, pending if any waits, else sent."""
+        if not fingerprints:
+            return
+        failing_after = self.config.delivery.failing_after
+        status = {fp: "sent" for fp in fingerprints}
+        errors: dict[str, str] = {}
+        rows = session.execute(select(OutboxRow.fingerprints, OutboxRow.status, OutboxRow.attempts,
+                                      OutboxRow.last_error).where(OutboxRow.status.in_(("pending", "dead"))))
+        for fps, state, attempts, error in rows:
+            for fp in set(fps or ()) & fingerprints:
+                if state == "dead" or attempts >= failing_after:
+                    status[fp] = "failing"
+                    errors[fp] = error or ""
+                elif status[fp] != "failing":
+                    status[fp] = "pending"
+        for value in ("sent", "pending"):
+            self.store.set_delivery(session, [fp for fp, s in status.items() if s == value], value, None)
+        for fp in (fp for fp, s in status.items() if s == "failing"):
+            self.store.set_delivery(session, [fp], "failing", errors.get(fp))
+
+    def _housekeeping(self, now: datetime) -> None:
+        pending = self.store_counts()
+        metrics.OUTBOX_PENDING.clear()
+        for receiver, count in pending["pending"].items():
+            metrics.OUTBOX_PENDING.labels(receiver).set(count)
+        metrics.OUTBOX_DEAD.set(sum(pending["dead"].values()))
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            with Session(self.store.engine) as session, session.begin():
+                prune(session, now - KEEP_SENT)
+
+    def store_counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {"pending": {}, "dead": {}}
+        with Session(self.store.engine) as session:
+            query = (select(OutboxRow.status, OutboxRow.receiver, func.count())
+                     .where(OutboxRow.status.in_(("pending", "dead"))).group_by(OutboxRow.status, OutboxRow.receiver))
+            for status, receiver, count in session.execute(query):
+                out[status][receiver] = count
+        return out

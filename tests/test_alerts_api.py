@@ -1,0 +1,156 @@
+"""The alerts HTTP API as registered on a Faust app's web server, over real HTTP.
+
+`alerts.api.attach` adds the pages to the Faust app the worker serves; here
+the app's aiohttp application is served on a free port without a broker,
+and requested with urllib like any client would.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+
+from alerts.api import attach
+from alerts.store import AlertStore
+from orderwatch.broker import free_port
+from orderwatch.config import Settings
+from tests.alerts_helpers import Clock, config, event
+
+TOKEN = "s3cret-token-for-tests"
+
+
+class Server:
+    def __init__(self, app: faust.App) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app.web.web_app)
+
+        async def start() -> None:
+            await self.runner.setup()
+            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method, data=data)
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[Server, AlertStore, Any, Clock]]:
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    store.apply([event("PO-1"), event("PO-2", labels={"supplier": "Nordic Steel"}),
+                 event("SUP-ACME", rule="supplier-shutdown", labels={"family": "supplier"})])
+    cfg = config(f"""
+api:
+  tokens:
+    - {{name: erp-portal, token: {TOKEN}}}
+inhibit_rules:
+  - {{source_matchers: [rule="supplier-shutdown"], target_matchers: [family="delay"], equal: [supplier]}}
+""")
+    clock = Clock()
+    app = faust.App(f"api-test-{free_port()}", broker="kafka://127.0.0.1:1", web_enabled=True)
+    handle = attach(app, store, Settings(), config=cfg, clock=clock)
+    server = Server(app)
+    try:
+        yield server, store, handle, clock
+    finally:
+        server.close()
+        store.close()
+
+
+def test_no_valid_token_is_401_everywhere(api: Any) -> None:
+    server, *_ = api
+    fp = event("PO-1").fingerprint
+    for method, path in (("GET", "/api/alerts"), ("GET", f"/api/alerts/{fp}"), ("POST", f"/api/alerts/{fp}/ack"),
+                         ("POST", f"/api/alerts/{fp}/resolve"), ("GET", "/api/silences"),
+                         ("POST", "/api/silences"), ("DELETE", "/api/silences/x")):
+        for token in (None, "wrong-token-wrong-token"):
+            status, body = server.call(method, path, {} if method == "POST" else None, token)
+            assert status == 401, (method, path, token)
+            assert body["error"] in ("send Authorization: Bearer <token>", "invalid token")
+
+
+def test_list_and_filter_alerts_in_alertmanager_style(api: Any) -> None:
+    server, *_ = api
+    status, alerts = server.call("GET", "/api/alerts?state=firing&filter=supplier%3D~%22Acme.*%22")
+    assert status == 200
+    assert sorted(a["key"] for a in alerts) == ["PO-1", "SUP-ACME"]
+    po1 = next(a for a in alerts if a["key"] == "PO-1")
+    assert po1["labels"]["alertname"] == "po-delivery-overdue"
+    assert po1["status"] == {"state": "suppressed", "silencedBy": [], "inhibitedBy": [event("SUP-ACME", rule="supplier-shutdown").fingerprint],
+                             "acknowledgedBy": None}
+    assert server.call("GET", "/api/alerts?state=sleeping")[0] == 400
+
+
+def test_acknowledge_records_who_when_and_why(api: Any) -> None:
+    server, _store, _, clock = api
+    fp = event("PO-2").fingerprint
+    status, alert = server.call("POST", f"/api/alerts/{fp}/ack", {"comment": "calling Nordic", "by": "li.wei"})
+    assert status == 200 and alert["state"] == "acknowledged"
+    assert alert["acked_by"] == "li.wei (via erp-portal)" and alert["acked_at"] == clock.dt.isoformat()
+    status, again = server.call("POST", f"/api/alerts/{fp}/ack", {})
+    assert status == 409 and "is acknowledged" in again["error"]
+    status, shown = server.call("GET", f"/api/alerts/{fp}")
+    assert [(h["event"], h["by"], h["comment"]) for h in shown["history"]] == [
+        ("firing", "engine", None), ("acknowledged", "li.wei (via erp-portal)", "calling Nordic")]
+    status, closed = server.call("POST", f"/api/alerts/{fp}/resolve", {"comment": "received"})
+    assert status == 200 and closed["state"] == "resolved" and closed["resolved_by"] == "erp-portal"
+    assert server.call("GET", "/api/alerts/0000000000000000")[0] == 404
+
+
+def test_silences_crud(api: Any) -> None:
+    server, store, _, clock = api
+    status, created = server.call("POST", "/api/silences", {
+        "matchers": [{"name": "supplier", "value": "Nordic.*", "isRegex": True, "isEqual": True}],
+        "startsAt": clock.dt.isoformat(), "duration": "3h", "comment": "Nordic inventory count",
+        "createdBy": "wang.fang"})
+    assert status == 200, created
+    sid = created["silenceID"]
+    assert store.get(event("PO-2").fingerprint).state == "silenced"
+    status, listed = server.call("GET", "/api/silences?state=active")
+    assert [s["id"] for s in listed] == [sid] and listed[0]["createdBy"] == "wang.fang (via erp-portal)"
+    assert server.call("GET", f"/api/silences/{sid}")[1]["comment"] == "Nordic inventory count"
+    status, expired = server.call("DELETE", f"/api/silences/{sid}")
+    assert status == 200 and expired["status"]["state"] == "expired"
+    assert store.get(event("PO-2").fingerprint).state == "firing"
+    bad = server.call("POST", "/api/silences", {"matchers": [{"name": "x", "value": ""}], "duration": "1h",
+                                                "comment": "c"})
+    assert bad[0] == 400 and "also match alerts without those labels" in bad[1]["error"]
+    assert server.call("POST", "/api/silences", {"matchers": [], "comment": "c"})[0] == 400
+
+
+def test_order_alerts_for_the_timeline(api: Any) -> None:
+    _, store, handle, _clock = api
+    store.acknowledge([event("PO-1").fingerprint], "li.wei", "chasing")
+    (alert,) = handle.order_alerts("purchase_order", "PO-1")
+    assert alert["rule"] == "po-delivery-overdue"
+    assert [(h["event"], h["by"]) for h in alert["history"]] == [("firing", "engine"), ("acknowledged", "li.wei")]
