@@ -252,22 +252,3 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(silence.to_dict(now)) if args.format == "json" else f"expired {silence.id}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m alerts.cli alerts ...`: the same verbs without the rest of the orderwatch command."""
-    from orderwatch.yamlsrc import SourceError
-
-    parser = argparse.ArgumentParser(prog="orderwatch")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SourceError as exc:
-        for pos, msg in exc.problems:
-            print(f"{pos}: {msg}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

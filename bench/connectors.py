@@ -12,8 +12,6 @@ rows/s of both (medians of --runs) and their ratio; the target is >= 50 %. Exit 
 
 from __future__ import annotations
 
-import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
-
 import argparse
 import asyncio
 import sys
@@ -22,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 from statistics import median
+
+import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
 
 # Run as a script, this file's folder comes first on sys.path and its name would hide the
 # `connectors` package: take the folder out before importing it.

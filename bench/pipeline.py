@@ -10,8 +10,6 @@ status is 0 whether or not the targets are met. Method details are printed with 
 
 from __future__ import annotations
 
-import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
-
 import argparse
 import asyncio
 import json
@@ -28,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 
+import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 

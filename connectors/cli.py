@@ -1,7 +1,6 @@
 """The `orderwatch connectors` verbs: `check` a connectors file, `run` its connectors.
 
-orderwatch/cli.py calls `register(subparsers)`; `python -m connectors.cli …`
-takes the same arguments (for use before, or without, the main CLI).
+orderwatch/cli.py calls `register(subparsers)`.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import asyncio
 import logging
 import sys
 from typing import Any
-
-from orderwatch.yamlsrc import SourceError
 
 _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
            "info": logging.INFO, "debug": logging.DEBUG}
@@ -88,21 +85,3 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
     return run(path, settings, args.interval)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="orderwatch")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SourceError as exc:
-        for pos, msg in exc.problems:
-            print(f"{pos}: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,151 +1,287 @@
 """Evaluate entity states against the compiled rules: the one place where alerts are decided.
 
-The live pipeline and offline tools call the same `Evaluator.evaluate`: given
-states and an instant, it updates each state's `firing` set and `due` time and
-returns the firing/resolved transitions.
+The live pipeline and the offline tools (backtest, `rules test`) call the same
+`Evaluator.evaluate`: given states and an instant, it updates each state's
+`firing` (and `pending`, for rules with `for:`) and `due`, and returns the
+firing/resolved transitions. Swapping rules (hot reload) means constructing a
+new Evaluator; states carry over as they are.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from datetime import date, datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from engine.compiler import NOW, EntityProgram, compile_rules, time_key
+from engine import aggregate
+from engine.clock import iso, to_datetime, to_epoch
+from engine.compiler import GUARD, EntityProgram, compile_rules, time_key
+from engine.conditions import ChangeSpec
+from engine.expr import fields_of
+from engine.facts import build_fact, latest_change, next_flip
 from engine.matcher import Matcher
 from engine.rules import Rule
 from engine.state import EntityState
+from engine.templates import missing, render, show
 from orderwatch.alert import AlertEvent
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Re-exported for callers that used them from here.
+__all__ = ["Evaluator", "Prepared", "render", "to_epoch"]
 
 
-def to_epoch(value: Any) -> float | None:
-    """Epoch seconds of a date or timestamp value; dates count from midnight UTC."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+def _describe_change(entry: dict[str, Any], fields: tuple[str, ...] | None) -> str:
+    changed = entry.get("changed") or {}
+    names = [n for n in (fields or sorted(changed)) if n in changed and n != "lines"]
+    parts = [f"{n} {show(changed[n][0])} → {show(changed[n][1])}" for n in names]
+    if "lines" in changed and (fields is None or "lines" in fields):
+        parts.append("lines")
+    return ", ".join(parts)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A state's fact at one instant, waiting to be matched (see Evaluator.prepare/complete)."""
+
+    state: EntityState
+    now: float
+    program: EntityProgram | None  # None: deleted, or no rules for its entity
+    fact: dict[str, Any] | None
+    fields: dict[str, Any]  # the values the fact was built from (for the alert texts)
+    history: tuple[Any, ...]
+    due: float | None = None  # its next time flip (before `for:` deadlines, known after matching)
+    # The earliest instant its next deadline can be, known before matching (see Simulation).
+    hint: float | None = None
+    later: float | None = None  # when instant-dependent derived fields change next
+    matched: set[str] = field(default_factory=set)
+
+
+def _relevant_fields(program: EntityProgram) -> frozenset[str] | None:
+    """Fields whose change can change a rule's truth; None: any field (a `changed: any`)."""
+    spec = program.spec
+    names = set(spec.values | spec.times | spec.btimes)
+    for change in spec.changes:
+        if change.fields is None:
             return None
-    else:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
-
-
-def render(template: str, values: dict[str, Any]) -> str:
-    """Substitute `{name}` placeholders; nothing else in a template is interpreted."""
-
-    def sub(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        value = values.get(match.group(1))
-        return "" if value is None else str(value)
-
-    return _PLACEHOLDER.sub(sub, template)
-
-
-def _dt(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+        names.update(change.fields)
+    for computed in spec.computed:
+        names.update(fields_of(computed.expr))
+    if spec.uses_lines:
+        names.add("lines")
+    if "key" in names:
+        names.discard("key")
+    return frozenset(names)
 
 
 class Evaluator:
     """Compiled rules for every entity, and the durable_rules matchers that run them."""
 
-    def __init__(self, rules: list[Rule], name: str = "orderwatch") -> None:
+    def __init__(self, rules: list[Rule], name: str = "orderwatch", previous: Evaluator | None = None) -> None:
         self.rules = rules
         self.programs: dict[str, EntityProgram] = compile_rules(rules)
         self._matchers = {e: Matcher(f"{name}.{e}", p.rulesets) for e, p in self.programs.items()}
+        self._patterns = {
+            e: Matcher(f"{name}.{e}.patterns", ({
+                n.prop: {"all": [{"m": {"$imt" if n.pattern.ignore_case else "$mt": {n.field: n.pattern.text}}}]}
+                for n in p.spec.negated_patterns
+            },))
+            for e, p in self.programs.items() if p.spec.negated_patterns
+        }
         self._rules = {r.id: r for r in rules}
+        self._text_sources: dict[str, tuple[Rule, tuple[str, ...], ChangeSpec | None]] = {}
+        self._derived = {e for e in self.programs if aggregate.view_of(e) is not None}
+        # Derived entities whose fields also depend on the instant (customer_account).
+        self._derived_now = {e for e in self._derived if getattr(aggregate.view_of(e), "depends_on_now", True)}
+        self._relevant = {e: _relevant_fields(p) for e, p in self.programs.items()}
+        self._min_for = {e: min(r.for_seconds for r in p.rules if r.for_seconds > 0)
+                         for e, p in self.programs.items() if any(r.for_seconds > 0 for r in p.rules)}
+        # Rules removed by a reload: their firing alerts still resolve with their own texts.
+        self._retired: dict[str, Rule] = {}
+        if previous is not None:
+            self._retired = {**previous._retired, **previous._rules}
+            for rule_id in self._rules:
+                self._retired.pop(rule_id, None)
 
-    def fact(self, program: EntityProgram, state: EntityState, now: float) -> dict[str, Any]:
-        fields = state["fields"]
-        fact: dict[str, Any] = {NOW: now}
-        for name in program.value_fields:
-            value = fields.get(name)
-            if value is not None and not isinstance(value, (dict, list)):
-                fact[name] = value
-        for name in program.time_fields:
-            epoch = to_epoch(fields.get(name))
-            if epoch is not None:
-                fact[time_key(name)] = epoch
-        return fact
+    def close(self) -> None:
+        """Free the durable_rules rulesets; call on the old evaluator once a reload swapped it out."""
+        for matcher in [*self._matchers.values(), *self._patterns.values()]:
+            matcher.close()
 
-    def next_due(self, program: EntityProgram, fact: dict[str, Any], now: float) -> float | None:
-        """The next instant after `now` at which a time comparison of this entity flips."""
-        best: float | None = None
-        for field, offset in program.time_offsets:
-            epoch = fact.get(time_key(field))
-            if epoch is None:
-                continue
-            flip = epoch - offset
-            if flip > now and (best is None or flip < best):
-                best = flip
-        return best
+    def _texts_from(self, rule: Rule) -> tuple[tuple[str, ...], ChangeSpec | None]:
+        """The fact properties behind {overdue_days}/{days_left}, and the change behind {changed_*}."""
+        cached = self._text_sources.get(rule.id)
+        if cached is None or cached[0] is not rule:
+            changes = rule.changes()
+            cached = (rule, tuple(time_key(f) for f in rule.time_fields()), changes[0].spec if changes else None)
+            self._text_sources[rule.id] = cached
+        return cached[1], cached[2]
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return self._rules.get(rule_id) or self._retired.get(rule_id)
+
+    # --- evaluation -----------------------------------------------------------
 
     def evaluate(self, states: Iterable[EntityState], now: float) -> list[AlertEvent]:
-        """Re-evaluate states at `now` (epoch seconds); mutate firing/due; return transitions."""
-        by_entity: dict[str, list[EntityState]] = {}
-        for state in states:
-            by_entity.setdefault(state["entity"], []).append(state)
-        events: list[AlertEvent] = []
+        """Re-evaluate states at `now` (epoch seconds); mutate firing/pending/due; return transitions."""
+        return self.complete([self.prepare(state, now) for state in states])
+
+    def evaluate_at(self, items: Iterable[tuple[EntityState, float]]) -> list[AlertEvent]:
+        """Like evaluate, each state at its own instant (a backtest batches records of different times)."""
+        return self.complete([self.prepare(state, now) for state, now in items])
+
+    def matters(self, state: EntityState, changed: Iterable[str] | None) -> bool:
+        """Whether a change to these fields can change what the rules say about this state.
+
+        `changed` is the diff of the record (or fold) just applied, None when unknown or
+        when it created the state. Time needs no evaluation here: the state's deadline
+        already covers it. A state with a `for:` timer pending is always evaluated."""
+        program = self.programs.get(state["entity"])
+        if program is None:
+            return bool(state["firing"])
+        if changed is None or state["deleted"] or state.get("pending") or program.entity in self._derived_now:
+            return True
+        relevant = self._relevant[program.entity]
+        return relevant is None or not relevant.isdisjoint(changed)
+
+    def prepare(self, state: EntityState, now: float) -> Prepared:
+        """Build the fact of a state at `now` (a snapshot: the state may change before `complete`)."""
+        program = self.programs.get(state["entity"])
+        if program is None or state["deleted"]:
+            return Prepared(state, now, None, None, {}, ())
+        fields = state["fields"]
+        if program.entity in self._derived:
+            fields = {**fields, **aggregate.at_now(state, now)}
+        if "key" not in fields and "key" in program.spec.values:
+            fields = {**fields, "key": state["key"]}
+        # A snapshot only where changes are read (the state may change before `complete`).
+        history = tuple(state["history"]) if program.spec.changes else ()
+        fact = build_fact(program.spec, fields, history, now)
+        due = next_flip(program.spec, fact, now)  # every comparison: exact once matched (complete)
+        later = None
+        if program.entity in self._derived:
+            later = aggregate.next_change(state, now)
+            if later is not None and (due is None or later < due):
+                due = later
+        hint = due
+        wait = self._min_for.get(program.entity)
+        if wait is not None:  # a `for:` deadline comes at the earliest `wait` after it starts to hold
+            pending = state.get("pending")
+            earliest = (min(now, *pending.values()) if pending else now) + wait
+            hint = earliest if hint is None else min(hint, earliest)
+        return Prepared(state, now, program, fact, fields, history, due, hint, later)
+
+    def complete(self, prepared: list[Prepared]) -> list[AlertEvent]:
+        """Match prepared facts (one durable_rules call per entity), then apply the transitions in
+        order, so that a state prepared several times goes through each instant in turn."""
+        by_entity: dict[str, list[Prepared]] = {}
+        for item in prepared:
+            if item.program is not None:
+                by_entity.setdefault(item.program.entity, []).append(item)
         for entity, group in by_entity.items():
-            program = self.programs.get(entity)
-            live = [s for s in group if not s["deleted"]] if program else []
-            facts = [self.fact(program, s, now) for s in live] if program else []
-            matched = self._matchers[entity].match(facts) if program else []
-            for state, fact, rules in zip(live, facts, matched):
-                state["due"] = self.next_due(program, fact, now) if program else None
-                events.extend(self._transitions(state, rules, fact, now))
-            for state in group:
-                if state["deleted"] or not program:
-                    state["due"] = None
-                    events.extend(self._transitions(state, set(), {}, now))
+            facts = [item.fact for item in group]
+            if self.programs[entity].spec.negated_patterns:
+                self._match_patterns(self.programs[entity], facts)  # type: ignore[arg-type]
+            spec = self.programs[entity].spec
+            for item, rules in zip(group, self._matchers[entity].match(facts)):  # type: ignore[arg-type]
+                guards = {r for r in rules if r.startswith(GUARD)}
+                item.matched = rules - guards if guards else rules
+                # Time comparisons of rules that cannot hold now need not wake the entity up.
+                flip = next_flip(spec, item.fact, item.now, guards)  # type: ignore[arg-type]
+                if item.later is not None and (flip is None or item.later < flip):
+                    flip = item.later
+                item.due = flip
+        events: list[AlertEvent] = []
+        for item in prepared:
+            state, now = item.state, item.now
+            if item.program is None:
+                state["due"] = None
+                state.pop("pending", None)
+                events.extend(self._transitions(state, set(), {}, {}, (), now))
+                continue
+            state["due"] = item.due
+            events.extend(self._transitions(state, item.matched, item.fact, item.fields, item.history, now))
         return events
 
-    def _transitions(
-        self, state: EntityState, matched: set[str], fact: dict[str, Any], now: float
-    ) -> list[AlertEvent]:
-        out: list[AlertEvent] = []
+    def _match_patterns(self, program: EntityProgram, facts: list[dict[str, Any]]) -> None:
+        """Negated contains/matches: durable_rules' own regex engine decides, in a first pass."""
+        patterns = program.spec.negated_patterns
+        probes = [{n.field: fact[n.field] for n in patterns if n.field in fact} for fact in facts]
+        for fact, hits in zip(facts, self._patterns[program.entity].match(probes)):
+            for n in patterns:
+                if n.field in fact:
+                    fact[n.prop] = n.prop in hits
+
+    def _transitions(self, state: EntityState, matched: set[str], fact: dict[str, Any] | None,
+                     fields: dict[str, Any], history: tuple[Any, ...], now: float) -> list[AlertEvent]:
         firing = state["firing"]
+        if not matched and not firing and "pending" not in state:
+            return []  # the common case: nothing holds, nothing held
+        out: list[AlertEvent] = []
+        pending = state.get("pending") or {}
         for rule_id in sorted(matched - firing.keys()):
-            firing[rule_id] = now
-            out.append(self._event(rule_id, state, "firing", now, now, fact))
+            rule = self._rules[rule_id]
+            since = now
+            if rule.for_seconds > 0:
+                since = pending.setdefault(rule_id, now)
+                if now - since < rule.for_seconds:
+                    ready = since + rule.for_seconds
+                    state["due"] = ready if state["due"] is None else min(state["due"], ready)
+                    continue
+                del pending[rule_id]
+            firing[rule_id] = since
+            out.append(self._event(rule, state, "firing", now, since, fact or {}, fields, history))
         for rule_id in sorted(firing.keys() - matched):
             since = firing.pop(rule_id)
-            if rule_id in self._rules:
-                out.append(self._event(rule_id, state, "resolved", now, since, fact))
+            out.append(self._resolved(rule_id, state, now, since, fact or {}, fields, history))
+        for rule_id in [r for r in pending if r not in matched]:
+            del pending[rule_id]  # stopped holding before `for:` elapsed: nothing was ever announced
+        if pending:
+            state["pending"] = pending
+        else:
+            state.pop("pending", None)
         return out
 
-    def _event(
-        self, rule_id: str, state: EntityState, kind: str, now: float, since: float, fact: dict[str, Any]
-    ) -> AlertEvent:
-        rule = self._rules[rule_id]
-        values: dict[str, Any] = dict(state["fields"])
-        values.update(key=state["key"], entity=state["entity"], rule=rule.id, now=_dt(now).isoformat())
-        deadline = next((fact.get(time_key(f)) for f in sorted(rule.time_fields()) if time_key(f) in fact), None)
+    def _resolved(self, rule_id: str, state: EntityState, now: float, since: float,
+                  fact: dict[str, Any], fields: dict[str, Any], history: tuple[Any, ...]) -> AlertEvent:
+        rule = self.rule(rule_id)
+        if rule is not None:
+            return self._event(rule, state, "resolved", now, since, fact, fields, history)
+        # Fired under rules this process never loaded (removed before a restart).
+        return AlertEvent(rule=rule_id, entity=state["entity"], key=state["key"], state="resolved",
+                          at=to_datetime(now), since=to_datetime(since), severity="info", title=rule_id,
+                          summary=f"rule {rule_id} no longer exists")
+
+    def _event(self, rule: Rule, state: EntityState, kind: str, now: float, since: float,
+               fact: dict[str, Any], fields: dict[str, Any], history: tuple[Any, ...]) -> AlertEvent:
+        values: dict[str, Any] = dict(fields or state["fields"])
+        values.update(key=state["key"], entity=state["entity"], rule=rule.id, now=iso(now))
+        deadlines, change = self._texts_from(rule)
+        deadline = next((fact[d] for d in deadlines if d in fact), None)
         if deadline is not None:
             values["overdue_days"] = max(0, math.floor((now - deadline) / 86400))
-        owner = state["fields"].get(rule.owner) if rule.owner else None
+            values["days_left"] = max(0, math.ceil((deadline - now) / 86400))
+        if change is not None:
+            entry = latest_change(history or state["history"], change)
+            if entry is not None:
+                values.update(changed_fields=_describe_change(entry, change.fields),
+                              changed_by=entry.get("actor") or "unknown", changed_at=entry["ts"])
+        owner = values.get(rule.owner) if rule.owner else None
+        title = render(rule.title, values)
+        summary = render(rule.summary, values)
+        if kind != "firing" and missing(rule.summary, values):
+            # The values the summary spoke of are gone (that is often why it resolved).
+            summary = f"resolved: {title}"
         return AlertEvent(
             rule=rule.id,
             entity=state["entity"],
             key=state["key"],
             state="firing" if kind == "firing" else "resolved",
-            at=_dt(now),
-            since=_dt(since),
+            at=to_datetime(now),
+            since=to_datetime(since),
             severity=rule.severity,
-            title=render(rule.title, values),
-            summary=render(rule.summary, values),
+            title=title,
+            summary=summary,
             owner=None if owner is None else str(owner),
             labels={k: render(v, values) for k, v in rule.labels.items()},
+            escalate=tuple(step.to_dict() for step in rule.escalate),
         )

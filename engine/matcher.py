@@ -21,7 +21,9 @@ _generation = itertools.count(1)
 
 
 class MatcherError(RuntimeError):
-    pass
+    def __init__(self, message: str, rule_id: str | None = None) -> None:
+        super().__init__(message)
+        self.rule_id = rule_id
 
 
 class Matcher:
@@ -30,11 +32,30 @@ class Matcher:
     def __init__(self, name: str, rulesets: tuple[dict[str, Any], ...]) -> None:
         gen = next(_generation)
         # durable_rules cannot replace a ruleset in place: a reload gets new names.
-        self._handles = [
-            dre.create_ruleset(f"{name}.{gen}.{i}", json.dumps(defn, ensure_ascii=False))
-            for i, defn in enumerate(rulesets)
-        ]
+        self._names = itertools.count()
+        self._handles: list[int] = []
+        for defn in rulesets:
+            self._handles.extend(self._create(f"{name}.{gen}", defn))
         self._ids = itertools.count()
+
+    def _create(self, name: str, definitions: dict[str, Any]) -> list[int]:
+        """Create rulesets for these rule definitions.
+
+        durable_rules 2.0.28 now and then rejects a valid ruleset (error 102), depending on
+        the process's memory layout: the same text, created again, or in two halves, goes
+        through. Only a single rule it keeps rejecting is an error."""
+        text = json.dumps(definitions, ensure_ascii=False)
+        for _ in range(3):
+            try:
+                return [dre.create_ruleset(f"{name}.{next(self._names)}", text)]
+            except dre.error as exc:
+                error = exc
+        if len(definitions) == 1:
+            rule_id = next(iter(definitions))
+            raise MatcherError(f"durable_rules rejects rule {rule_id!r}: {error}", rule_id)
+        items = list(definitions.items())
+        half = len(items) // 2
+        return self._create(name, dict(items[:half])) + self._create(name, dict(items[half:]))
 
     def match(self, facts: list[dict[str, Any]]) -> list[set[str]]:
         """For each fact, the ids of the rules it satisfies."""
@@ -58,14 +79,36 @@ class Matcher:
                 dre.retract_facts(handle, payload)
         return out
 
+    def close(self) -> None:
+        """Free the rulesets in durable_rules (after a reload swapped them out)."""
+        for handle in self._handles:
+            dre.delete_ruleset(handle)
+        self._handles = []
+
     @staticmethod
     def _drain(handle: int, state_handle: int, index: dict[str, int], out: list[set[str]]) -> None:
         started = dre.start_action_for_state(handle, state_handle)
         message = started[1] if started else None
         while message:
-            for rule_id, frame in json.loads(message).items():
-                fact = frame.get("m", frame)
-                pos = index.get(fact.get("id", ""))
-                if pos is not None:
-                    out[pos].add(rule_id)
+            rule_id, fid = _action_of(message)
+            pos = index.get(fid)
+            if pos is not None:
+                out[pos].add(rule_id)
             message = dre.complete_and_start_action(handle, state_handle)
+
+
+_ID_MARK = '"id": "'
+
+
+def _action_of(message: str) -> tuple[str, str]:
+    """(rule id, fact id) of an action message `{"<rule>":{"m":{…fact…, "id": "f7", "sid": "0"}}}`.
+
+    Decoding the whole fact back from JSON for every matched rule costs more than the match;
+    the rule id leads the message and the fact id, added last, is the last `"id": "` in it
+    (quotes inside string values are escaped, so they cannot look like it)."""
+    at = message.rfind(_ID_MARK)
+    if message.startswith('{"') and at > 0:
+        end = message.find('"', at + len(_ID_MARK))
+        return message[2 : message.index('"', 2)], message[at + len(_ID_MARK) : end]
+    ((rule_id, frame),) = json.loads(message).items()  # not the expected shape: decode it
+    return rule_id, frame.get("m", frame).get("id", "")

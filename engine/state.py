@@ -11,11 +11,23 @@ A state is a JSON-able dict (it lives in a Faust table and its changelog):
     due            epoch seconds of the next instant a rule's truth can change, or None
     ts             source time of the last applied change
     deleted        the source deleted it (kept only until its alerts resolve)
+
+Optional keys, present only when used (a tracked order should stay small):
+
+    pending        rule id → epoch seconds since its condition holds, for rules with `for:`
+    parts          (derived entities only) source entity key → {"ver", "v"}: live contributions
+    gone           (derived entities only) source entity key → version of its retraction
+    index          (derived entities only) lookups a view keeps (engine/accounts.py)
+
+`history` holds changes only: the record that creates a state is a first
+sighting, not a change (nor kept twice), unless its source said what changed.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import sys
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict
 
 from orderwatch.record import ChangeRecord, Seq
 
@@ -42,6 +54,10 @@ class EntityState(TypedDict):
     due: float | None
     ts: str
     deleted: bool
+    pending: NotRequired[dict[str, float]]
+    parts: NotRequired[dict[str, dict[str, Any]]]
+    gone: NotRequired[dict[str, dict[str, Any]]]
+    index: NotRequired[dict[str, Any]]
 
 
 def new_state(record: ChangeRecord, partition: int) -> EntityState:
@@ -68,6 +84,16 @@ def is_newer(seq: Seq, last: Seq | None) -> bool:
     return str(seq) > str(last)
 
 
+def _shared(value: Any) -> Any:
+    """Field names and short texts (statuses, currencies, people, dates) repeat across millions of
+    orders; sharing one string object per distinct text keeps a tracked order small."""
+    return sys.intern(value) if type(value) is str and len(value) <= 64 else value
+
+
+def compact(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {sys.intern(k): _shared(v) for k, v in fields.items()}
+
+
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
     """Field-level changes from old to new, as {field: [old, new]} (None = absent)."""
     get = old.get
@@ -82,30 +108,30 @@ def apply_record(
     state: EntityState | None, record: ChangeRecord, partition: int, history_limit: int = HISTORY_LIMIT
 ) -> EntityState | None:
     """Merge one record into a state; None when the record is a replay (not newer)."""
+    first = state is None
     if state is None:
         state = new_state(record, partition)
     elif not is_newer(record.seq, state["seqs"].get(record.source)):
         return None
-    ts = record.ts.isoformat()
-    state["seqs"][record.source] = record.seq
+    state["seqs"][sys.intern(record.source)] = record.seq
     state["p"] = partition
-    state["ts"] = ts
+    state["ts"] = ts = record.ts.isoformat()  # one string for the state and its history entry
     if record.op == "delete":
         changed = {k: [v, None] for k, v in state["fields"].items()}
         state["deleted"] = True
     else:
-        new_fields = dict(record.fields)
-        changed = (
-            {k: [v[0], v[1]] for k, v in record.changed.items()}
-            if record.changed is not None
-            else diff(state["fields"], new_fields)
-        )
+        new_fields = compact(record.fields)
+        if record.changed is not None:
+            changed = {k: [v[0], v[1]] for k, v in record.changed.items()}
+        elif first:
+            state["fields"] = new_fields
+            return state  # a first sighting: no change to record
+        else:
+            changed = diff(state["fields"], new_fields)
         state["fields"] = new_fields
         state["deleted"] = False
-    state["history"].append(
-        Change(ts=ts, seq=record.seq, source=record.source, op=record.op,
-               actor=record.actor, changed=changed)
-    )
+    state["history"].append(Change(ts=ts, seq=record.seq, source=_shared(record.source), op=record.op,
+                                   actor=_shared(record.actor), changed=changed))
     if len(state["history"]) > history_limit:
         del state["history"][: len(state["history"]) - history_limit]
     return state

@@ -7,9 +7,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka

@@ -7,7 +7,6 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from orderwatch.yamlsrc import SourceError
@@ -109,21 +108,6 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def cmd_rules_check(args: argparse.Namespace) -> int:
-    from engine.compiler import compile_rules
-    from engine.rules import load_rules
-
-    try:
-        rules = load_rules(args.paths)
-        compile_rules(rules)
-    except SourceError as exc:
-        for pos, msg in exc.problems:
-            print(f"{pos}: {msg}")
-        return 1
-    print(f"{len(rules)} rule(s) OK")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderwatch", description="Watch orders; route exceptions to their owners.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,10 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_alerts(sub)
 
-    rules = sub.add_parser("rules", help="rule authoring tools").add_subparsers(dest="rules_cmd", required=True)
-    p = rules.add_parser("check", help="validate rule files; print file:line:col: problem")
-    p.add_argument("paths", nargs="+")
-    p.set_defaults(func=cmd_rules_check)
+    from engine.cli import register as register_rules
+
+    register_rules(sub)
 
     from connectors.cli import register as register_connectors
 

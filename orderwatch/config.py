@@ -88,7 +88,7 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
         doc = load_file(path)
         base = Path(path).resolve().parent
         if doc is not None and not isinstance(doc, Map):
-            raise SourceError([(getattr(doc, "pos"), "the config file is a mapping of settings")])
+            raise SourceError([(doc.pos, "the config file is a mapping of settings")])
         problems = []
         for key, value in (doc or {}).items():
             if key not in _KEYS:

@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,43 +23,157 @@ from connectors.runner import ConnectorRunner
 from orderwatch.app import Worker, build_worker, request_stop, run_worker
 from orderwatch.broker import EmbeddedBroker, free_port
 from orderwatch.config import REPO_ROOT, Settings
+from orderwatch.record import ChangeRecord
 from orderwatch.topics import bootstrap_of
 
 DEMO_DIR = REPO_ROOT / "examples" / "demo"
 
-# (po_number, supplier, buyer, status, expected in days from today, qty, unit_price, currency)
+# The demo ERP, told as a story relative to today (day offsets). Each table is a
+# list of rows; None means NULL. The alerts the shipped rule packs raise on it
+# are listed in the README (rules/README-section.md, "The demo").
+_PO_COLUMNS = ("po_number", "supplier_name", "buyer", "status", "expected", "qty", "received_qty", "unit_price",
+               "currency", "sku", "warehouse", "approval_status", "approved_days_ago", "sent_days_ago",
+               "confirmed")
 _PURCHASE_ORDERS = [
-    ("PO-2025-0042", "华东五金 Huadong Hardware", "li.wei", "open", -12, 500, 12.5, "CNY"),
-    ("PO-2025-0043", "Acme Bearings", "anna.schmidt", "received", -20, 120, 48.0, "EUR"),
-    ("PO-2025-0044", "苏州精密 Suzhou Precision", "li.wei", "confirmed", 5, 2000, 3.2, "CNY"),
-    ("PO-2025-0045", "Nordic Steel AB", "anna.schmidt", "open", -3, 40, 910.0, "EUR"),
-    ("PO-2025-0046", "深圳电子 Shenzhen Electronics", "zhang.min", "partially_received", -2, 800, 6.75, "CNY"),
-    ("PO-2025-0047", "Acme Bearings", "anna.schmidt", "cancelled", -60, 10, 48.0, "EUR"),
-    ("PO-2025-0048", "Lyon Packaging SARL", "zhang.min", "open", 14, 5000, 0.4, "EUR"),
+    ("PO-2025-0042", "华东五金 Huadong Hardware", "li.wei", "open", -12, 500, None, 12.5, "CNY", "BOLT-M8", "SH1",
+     "approved", 45, 44, True),
+    ("PO-2025-0043", "Acme Bearings", "anna.schmidt", "received", -20, 120, 120, 48.0, "EUR", "BRG-6204", "SH1",
+     "approved", 50, 50, True),
+    ("PO-2025-0044", "苏州精密 Suzhou Precision", "li.wei", "confirmed", 5, 2000, None, 3.2, "CNY", "GEAR-12", "SZ",
+     "approved", 10, 10, True),
+    ("PO-2025-0045", "Nordic Steel AB", "anna.schmidt", "open", -3, 40, None, 910.0, "EUR", "PLATE-S4", "SH1",
+     "approved", 33, 33, True),
+    ("PO-2025-0046", "深圳电子 Shenzhen Electronics", "zhang.min", "partially_received", -2, 800, 500, 6.75, "CNY",
+     "PCB-A7", "SZ", "approved", 30, 30, True),
+    ("PO-2025-0047", "Acme Bearings", "anna.schmidt", "cancelled", -60, 10, None, 48.0, "EUR", "BRG-6204", "SH1",
+     "approved", 90, 90, True),
+    ("PO-2025-0048", "Lyon Packaging SARL", "zhang.min", "open", 14, 5000, None, 0.4, "EUR", "CARTON-L", "SH1",
+     "approved", 16, 16, True),
+    # Over the 50,000 limit and still waiting for approval.
+    ("PO-2025-0049", "深圳电子 Shenzhen Electronics", "zhang.min", "open", 21, 40000, None, 1.6, "CNY", "PCB-B2",
+     "SZ", "pending", None, 1, False),
+    # Sent a week ago; the supplier has not confirmed.
+    ("PO-2025-0050", "Lyon Packaging SARL", "anna.schmidt", "sent", 25, 800, None, 2.1, "EUR", "TAPE-50", "SH1",
+     "approved", 8, 7, False),
+]
+
+# (so_number, customer, sales_rep, status, promised, delivered, qty, unit_price, currency, sku, warehouse,
+#  approval_status, approval requested days ago)
+_SALES_ORDERS = [
+    ("SO-2025-0101", "上海百货 Shanghai Stores", "amy.chen", "open", -2, None, 300, 18.0, "CNY", "PCB-A7", "SZ",
+     "approved", 20),
+    ("SO-2025-0102", "Big Retail GmbH", "tom.keller", "delivered", -8, -6, 60, 95.0, "EUR", "BRG-6204", "SH1",
+     "approved", 25),
+    # Needs more BOLT-M8 than the shelf holds plus what is inbound.
+    ("SO-2025-0103", "上海百货 Shanghai Stores", "amy.chen", "open", 6, None, 1800, 1.9, "CNY", "BOLT-M8", "SH1",
+     "approved", 12),
+    ("SO-2025-0104", "Big Retail GmbH", "tom.keller", "open", 30, None, 40, 120.0, "EUR", "PLATE-S4", "SH1",
+     "pending", 6),
+]
+
+# (sku, warehouse, on_hand, reserved, safety_stock, owner)
+_INVENTORY = [
+    ("BOLT-M8", "SH1", 1200, 0, 500, "wang.fang"),
+    ("CARTON-L", "SH1", 800, 0, 1000, "wang.fang"),
+    ("GEAR-12", "SZ", 3000, 200, 1000, "chen.jie"),
+    ("PCB-A7", "SZ", 900, 300, 200, "chen.jie"),
+]
+
+# (invoice_no, direction, counterparty, amount, paid_amount, currency, due in days, status, clerk)
+_INVOICES = [
+    ("AR-2025-0301", "receivable", "上海百货 Shanghai Stores", 86000, 0, "CNY", -10, "open", "zhao.min"),
+    ("AR-2025-0302", "receivable", "上海百货 Shanghai Stores", 30000, 10000, "CNY", -4, "partially_paid", "zhao.min"),
+    ("AR-2025-0303", "receivable", "Big Retail GmbH", 5700, 0, "EUR", 2, "open", "julia.braun"),
+    ("AP-2025-0088", "payable", "Nordic Steel AB", 36400, 0, "EUR", -5, "open", "julia.braun"),
+    ("AP-2025-0089", "payable", "Acme Bearings", 5760, 5760, "EUR", -15, "paid", "julia.braun"),
 ]
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
 def build_erp(path: Path, today: date | None = None) -> None:
-    """Create the demo ERP database (a fresh file)."""
+    """Create the demo ERP database (a fresh file): purchase and sales orders, stock, invoices."""
     today = today or date.today()
     path.unlink(missing_ok=True)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    tick = iter(range(100, 0, -1))  # rows were last updated a few minutes ago, in table order
+
+    def updated() -> str:
+        return _iso(now - timedelta(minutes=next(tick)))
+
+    def day(offset: int | None) -> str | None:
+        return None if offset is None else (today + timedelta(days=offset)).isoformat()
+
+    def ago(days: int | None) -> str | None:
+        return None if days is None else _iso(now - timedelta(days=days))
+
     with sqlite3.connect(path) as db:
         db.execute(
             """CREATE TABLE purchase_orders (
                 po_number TEXT PRIMARY KEY, supplier_name TEXT, buyer TEXT, status TEXT,
-                order_date TEXT, expected_date TEXT, qty REAL, unit_price REAL, amount REAL,
-                currency TEXT, updated_at TEXT, updated_by TEXT)"""
+                order_date TEXT, expected_date TEXT, qty REAL, received_qty REAL, unit_price REAL, amount REAL,
+                currency TEXT, sku TEXT, warehouse TEXT, approval_status TEXT, approved_by TEXT,
+                approved_at TEXT, approval_requested_at TEXT, sent_date TEXT, confirmed_date TEXT,
+                updated_at TEXT, updated_by TEXT)"""
         )
-        for i, (po, supplier, buyer, status, days, qty, price, cur) in enumerate(_PURCHASE_ORDERS):
-            expected = today + timedelta(days=days)
-            ordered = expected - timedelta(days=30)
-            updated = (now - timedelta(minutes=len(_PURCHASE_ORDERS) - i)).isoformat()
+        for (po, supplier, buyer, status, expected, qty, received, price, cur, sku, wh, approval, approved_ago,
+             sent_ago, confirmed) in _PURCHASE_ORDERS:
+            expected_date = today + timedelta(days=expected)
+            sent = ago(sent_ago)
             db.execute(
-                "INSERT INTO purchase_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (po, supplier, buyer, status, ordered.isoformat(), expected.isoformat(), qty, price,
-                 round(qty * price, 2), cur, updated, buyer),
+                "INSERT INTO purchase_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (po, supplier, buyer, status, (expected_date - timedelta(days=30)).isoformat(),
+                 expected_date.isoformat(), qty, received, price, round(qty * price, 2), cur, sku, wh, approval,
+                 "anna.schmidt" if approval == "approved" else None, ago(approved_ago),
+                 ago(approved_ago if approved_ago is not None else sent_ago), sent,
+                 day(-(sent_ago or 0) + 1) if confirmed and sent else None, updated(), buyer),
             )
+        db.execute(
+            """CREATE TABLE sales_orders (
+                so_number TEXT PRIMARY KEY, customer TEXT, sales_rep TEXT, status TEXT, promised_date TEXT,
+                shipped_date TEXT, delivered_date TEXT, qty REAL, unit_price REAL, amount REAL,
+                invoiced_amount REAL, currency TEXT, sku TEXT, warehouse TEXT, approval_status TEXT,
+                approved_at TEXT, approval_requested_at TEXT, updated_at TEXT, updated_by TEXT)"""
+        )
+        for (so, customer, rep, status, promised, delivered, qty, price, cur, sku, wh, approval,
+             requested_ago) in _SALES_ORDERS:
+            db.execute(
+                "INSERT INTO sales_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (so, customer, rep, status, day(promised), day(delivered - 1) if delivered is not None else None,
+                 day(delivered), qty, price, round(qty * price, 2), None, cur, sku, wh, approval,
+                 ago(requested_ago - 1) if approval == "approved" else None, ago(requested_ago), updated(), rep),
+            )
+        db.execute(
+            """CREATE TABLE inventory (
+                sku TEXT, warehouse TEXT, on_hand REAL, reserved REAL, safety_stock REAL, owner TEXT,
+                updated_at TEXT, PRIMARY KEY (sku, warehouse))"""
+        )
+        for sku, wh, on_hand, reserved, safety, owner in _INVENTORY:
+            db.execute("INSERT INTO inventory VALUES (?,?,?,?,?,?,?)",
+                       (sku, wh, on_hand, reserved, safety, owner, updated()))
+        db.execute(
+            """CREATE TABLE invoices (
+                invoice_no TEXT PRIMARY KEY, direction TEXT, counterparty TEXT, amount REAL, paid_amount REAL,
+                currency TEXT, issue_date TEXT, due_date TEXT, status TEXT, clerk TEXT, updated_at TEXT)"""
+        )
+        for number, direction, party, amount, paid, cur, due, status, clerk in _INVOICES:
+            db.execute("INSERT INTO invoices VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       (number, direction, party, amount, paid, cur, day(due - 30), day(due), status, clerk,
+                        updated()))
+
+
+def apply_story(path: Path) -> None:
+    """What happens in the ERP while the demo runs: a warehouse clerk, who may not, lowers
+    the price of an approved purchase order (the unapproved-changes pack sees it)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE purchase_orders SET unit_price = 2.9, amount = 5800, updated_at = ?, updated_by = 'zhou.kai' "
+            "WHERE po_number = 'PO-2025-0044'",
+            (now.isoformat(),),
+        )
 
 
 def _load_connectors(config_path: Path, bookmarks: BookmarkStore) -> list[Any]:
@@ -77,15 +191,19 @@ async def _drive(worker: Worker, exit_when_idle: bool, datadir: Path) -> None:
                              bookmarks, interval=1.0)
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop))
+    story_round: int | None = None
     try:
         idle_checks = 0
         while True:
             await asyncio.sleep(0.5)
-            if not exit_when_idle:
+            if story_round is None and runner.rounds >= 1:
+                apply_story(datadir / "erp.sqlite")
+                story_round = runner.rounds
+            if not exit_when_idle or story_round is None:
                 continue
             engine, sink = worker.engine.stats, worker.sink.stats
             caught_up = (
-                runner.rounds >= 2
+                runner.rounds >= story_round + 2
                 and runner.last_round_records == 0
                 and engine.records >= publisher.published
                 and sink.received >= engine.alert_events
@@ -113,8 +231,10 @@ def print_summary(worker: Worker, dead_letters: int) -> None:
     print(f"open alerts:              {len(firing)}")
     for rule, count in sorted(by_rule.items()):
         print(f"  {rule}: {count}")
-    for a in firing:
-        print(f"  - {a.key} owner={a.owner or '-'}: {a.summary}")
+    families = Counter(a.labels.get("family", "-") for a in firing)
+    print("by family:                " + ", ".join(f"{f} {n}" for f, n in sorted(families.items())))
+    for a in sorted(firing, key=lambda a: (a.labels.get("family", ""), a.rule, a.key)):
+        print(f"  - [{a.labels.get('family', '-')}] {a.key} owner={a.owner or '-'}: {a.summary}")
     print(f"alert store:              {worker.settings.store_url}", flush=True)
 
 
@@ -135,3 +255,57 @@ def run_demo(exit_when_idle: bool, web_port: int | None, datadir: str) -> int:
               f"metrics http://{settings.web_host}:{settings.web_port}/metrics", flush=True)
         print("alerts as they fire:", flush=True)
         return run_worker(worker, on_started=lambda w: _drive(w, exit_when_idle, data))
+
+
+def demo_records(datadir: Path) -> list[ChangeRecord]:
+    """The change records the demo's connectors emit (before and after the story), read
+    in-process without a broker: the demo history for `backtest` and its tests."""
+    datadir.mkdir(parents=True, exist_ok=True)
+    erp = datadir / "erp.sqlite"
+    build_erp(erp)
+    os.environ["ORDERWATCH_DEMO_ERP"] = str(erp)
+    connectors = _load_connectors(DEMO_DIR / "connectors.yaml", BookmarkStore(datadir / "bookmarks"))
+    records: list[ChangeRecord] = []
+
+    def drain() -> None:
+        for conn in connectors:
+            while True:
+                result = conn.poll()
+                records.extend(result.records)
+                conn.commit(result)
+                if not result.more:
+                    break
+
+    try:
+        drain()
+        apply_story(erp)
+        drain()
+    finally:
+        for conn in connectors:
+            conn.close()
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m orderwatch.demo history FILE.jsonl`: write the demo history for `backtest`."""
+    import argparse
+    import json
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m orderwatch.demo")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("history", help="write the demo's change records as JSON lines")
+    p.add_argument("file", help="output file ('-': stdout)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        records = demo_records(Path(tmp))
+    lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
+    if args.file == "-":
+        print(lines, end="")
+    else:
+        Path(args.file).write_text(lines, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,9 +9,10 @@ all hash to the partition the message was sent to.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import orjson
 
@@ -142,7 +143,7 @@ class DeadLetter:
     field: str | None
     payload: Any
     source: str
-    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
     where: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

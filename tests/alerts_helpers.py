@@ -80,14 +80,10 @@ class Pipeline:
 
 
 def alerts_cli() -> list[str]:
-    """The command that runs `alerts …` verbs: `python -m orderwatch` (wired in orderwatch/cli.py).
-
-    ORDERWATCH_TEST_ALERTS_CLI=alerts.cli runs the same verbs through alerts/cli.py's own entry point.
-    """
-    import os
+    """The command that runs `alerts …` verbs, as a user runs it."""
     import sys
 
-    return [sys.executable, "-m", os.environ.get("ORDERWATCH_TEST_ALERTS_CLI", "orderwatch")]
+    return [sys.executable, "-m", "orderwatch"]
 
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -1,0 +1,155 @@
+"""The rule authors' verbs: `rules check`, `rules test`, `backtest`.
+
+`orderwatch.cli` calls `register(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from engine.clock import to_epoch
+from orderwatch.yamlsrc import SourceError
+
+SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _print_problems(exc: SourceError) -> None:
+    for pos, msg in exc.problems:
+        print(f"{pos}: {msg}")
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from engine.compiler import GUARD
+    from engine.evaluator import Evaluator
+    from engine.matcher import MatcherError
+    from engine.rules import load_rules
+
+    try:
+        rules = load_rules(args.paths)
+        # Compiling into durable_rules catches what only the engine can judge (patterns, limits).
+        Evaluator(rules, name="rules-check").close()
+    except SourceError as exc:
+        _print_problems(exc)
+        return 1
+    except MatcherError as exc:
+        # Too complex for durable_rules (e.g. more than 31 tests in one rule): say which rule.
+        rule_id = (exc.rule_id or "").removeprefix(GUARD)
+        where = next((str(r.pos) for r in rules if r.id == rule_id), " ".join(args.paths))
+        print(f"{where}: {exc} (simplify or split the rule)")
+        return 1
+    print(f"{len(rules)} rule(s) OK")
+    return 0
+
+
+def _test_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.name.endswith((".test.yaml", ".test.yml"))))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from engine.ruletest import run_file
+
+    total = failed = 0
+    broken = False
+    for path in _test_files(args.files):
+        print(path)
+        try:
+            results = run_file(path)
+        except SourceError as exc:
+            _print_problems(exc)
+            broken = True
+            continue
+        for result in results:
+            total += 1
+            if result.ok:
+                print(f"  ok    {result.case.name}")
+                continue
+            failed += 1
+            print(f"  FAIL  {result.case.name}")
+            for failure in result.failures:
+                print("    " + failure.replace("\n", "\n    "))
+    print(f"{total} test(s), {failed} failed" + (", and files with problems" if broken else ""))
+    return 1 if failed or broken or total == 0 else 0
+
+
+def _instant(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    if text == "now":
+        return time.time()
+    epoch = to_epoch(text)
+    if epoch is None:
+        raise SystemExit(f"{flag}: expected an ISO date/time or 'now', got {text!r}")
+    return epoch
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from engine import backtest
+    from engine.evaluator import Evaluator
+    from engine.rules import load_rules
+
+    try:
+        evaluator = Evaluator(load_rules(args.rules or [str(SHIPPED_RULES)]), name="backtest")
+    except SourceError as exc:
+        _print_problems(exc)
+        return 1
+    try:
+        records, invalid = backtest.load_input(args.input)
+    except OSError as exc:
+        print(f"{args.input}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = backtest.run(evaluator, records, _instant(args.start, "--from"), _instant(args.end, "--to"), progress)
+    result.invalid = invalid
+    for line in invalid:
+        print(f"invalid record: {line}", file=sys.stderr)
+    if args.format == "json":
+        backtest.print_json(result, sys.stdout)
+    else:
+        backtest.print_text(result, sys.stdout)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `rules check`, `rules test` and `backtest` to the orderwatch command."""
+    rules = subparsers.add_parser("rules", help="rule authoring tools: check and test rule files",
+                                  description="Check rule files, and run their YAML unit tests.")
+    verbs = rules.add_subparsers(dest="rules_cmd", required=True)
+    p = verbs.add_parser(
+        "check", help="validate rule files; print file:line:col: problem, exit 1 if any",
+        description="Validate rule files and folders (a folder means its *.yaml files, *.test.yaml excluded). "
+                    "Prints one 'file:line:col: message' per problem and exits 1 if there is any.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or folder")
+    p.set_defaults(func=cmd_rules_check)
+    p = verbs.add_parser(
+        "test", help="run YAML rule unit tests (*.test.yaml); exit 1 on a failure",
+        description="Run rule unit tests: given change records at instants, expect these alerts at later "
+                    "instants. A folder means its *.test.yaml files. Failures print what differs.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="test file or folder")
+    p.set_defaults(func=cmd_rules_test)
+
+    p = subparsers.add_parser(
+        "backtest", help="replay recorded change records offline through the rules",
+        description="Replay change records (JSON lines) on simulated time through the same engine code as "
+                    "the live pipeline, without a broker; print the alert timeline and per-rule counts.")
+    p.add_argument("--rules", action="append", metavar="PATH",
+                   help="rule file or folder (repeatable; default: the shipped rules/)")
+    p.add_argument("--input", required=True, metavar="FILE", help="change records, one JSON object per line ('-': stdin)")
+    p.add_argument("--from", dest="start", metavar="TIME",
+                   help="report transitions from this ISO time on (earlier records still build state)")
+    p.add_argument("--to", dest="end", metavar="TIME",
+                   help="stop at this ISO time, or 'now' (default: the last record's time)")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: timeline and counts; json: one object per transition")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.set_defaults(func=cmd_backtest)

@@ -1,0 +1,56 @@
+"""Rendering `{field}` templates (titles, summaries, label values) safely.
+
+Only `{name}` is substituted, from a dict of values; `{{`/`}}` are literal
+braces; nothing in a template is evaluated, formatted with format specs, or
+looked up by attribute. Numbers print as people write them: no trailing
+`.0`, at most two decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def show(value: Any) -> str:
+    """A value as text in a message."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def missing(template: str, values: dict[str, Any]) -> list[str]:
+    """Placeholders of a template that have no value."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1) and values.get(m.group(1)) is None]
+
+
+_COMPILED: dict[str, tuple[tuple[bool, str], ...]] = {}
+
+
+def _compile(template: str) -> tuple[tuple[bool, str], ...]:
+    """(is a placeholder, text) parts of a template, cached: rules have few templates."""
+    parts = _COMPILED.get(template)
+    if parts is None:
+        out: list[tuple[bool, str]] = []
+        pos = 0
+        for match in _PLACEHOLDER.finditer(template):
+            if match.start() > pos:
+                out.append((False, template[pos:match.start()]))
+            token = match.group(0)
+            out.append((False, token[0]) if token in ("{{", "}}") else (True, match.group(1)))
+            pos = match.end()
+        if pos < len(template):
+            out.append((False, template[pos:]))
+        parts = _COMPILED[template] = tuple(out)
+    return parts
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    """Substitute `{name}` placeholders; a missing value renders as empty text."""
+    return "".join(show(values.get(text)) if name else text for name, text in _compile(template))
