@@ -3,7 +3,7 @@
 Loaded and validated once; every mistake is reported as `file:line:col:
 message` (all of them, not only the first). `${ENV_VAR}` is substituted in
 values so that webhook tokens and passwords stay out of the file. See
-alerts/README-section.md for the reference.
+the README (Alerts) for the reference.
 """
 
 from __future__ import annotations

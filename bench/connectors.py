@@ -1,6 +1,6 @@
 """Throughput of the sql connector from PostgreSQL against a raw SQLAlchemy read (a measurement).
 
-    /tmp/venv/bin/python bench/connectors.py [--rows 100000] [--runs 3] [--batch 5000] [--url URL]
+    .venv/bin/python bench/connectors.py [--rows 100000] [--runs 3] [--batch 5000] [--url URL]
 
 One table of purchase orders (PostgreSQL, default postgresql+psycopg2://postgres@127.0.0.1:5432/test)
 is read in each run two ways: 1. raw: SQLAlchemy executes a SELECT of the same columns and fetches

@@ -2,32 +2,44 @@
 
     changes topic ──► agent: decode → merge into state table → evaluate → alerts topic
                        │ bad payloads ──► dead-letter topic (with the reason)
+                       └ contributions ──► derived topic (keyed by derived entity, e.g. stock:SKU@WH)
+    derived topic ──► agent: fold into derived table → evaluate → alerts topic
     timer (tick) ────► entities whose deadline passed → evaluate → alerts topic
+                       rule files changed (or SIGHUP) → swap the rules, re-evaluate owned states
 
-Order of writes per input message: alerts first, then the state changelog,
-then Faust commits the input offset. A crash in between replays the message;
-replayed records are dropped by seq and replayed alert transitions are
-idempotent in the store, so nothing is lost and nothing is notified twice.
+Order of writes per input message: alerts first, then contributions to derived
+entities, then the state changelog, then Faust commits the input offset. A
+crash in between replays the message; replayed records are dropped by seq,
+replayed contributions by their version (engine/aggregate.py), and replayed
+alert transitions are idempotent in the store, so nothing is lost and nothing
+is notified twice. The derived topic has the changes topic's partition count,
+so Faust assigns partition p of both to the same worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import orjson
 
+from engine import aggregate
+from engine.aggregate import Contribution
 from engine.changelog import MARKER_KEY, Output
 from engine.evaluator import Evaluator
+from engine.reload import RuleReloader
 from engine.state import EntityState, apply_record
 from orderwatch import gcpolicy, metrics
 from orderwatch.alert import AlertEvent
 from orderwatch.config import Settings
 from orderwatch.record import DeadLetter, decode_message
+from orderwatch.topics import partition_for
 
 Clock = Callable[[], float]
 
@@ -40,7 +52,9 @@ class Stats:
     records: int = 0
     dead: int = 0
     alert_events: int = 0
+    contributions: int = 0
     ticks: int = 0
+    reloads: int = 0
 
 
 @dataclass
@@ -79,14 +93,34 @@ class Engine:
                                  partitions=settings.partitions)
         # Keys and values go through the changelog as JSON (Faust's default for untyped tables).
         self.table = app.Table("order_state", default=None, partitions=settings.partitions)
+        # Stock per SKU@warehouse and customer accounts: folded from other entities' contributions.
+        self.derived_entities = frozenset(v.entity for v in aggregate.views())
+        self.source_entities = aggregate.source_entities()
+        self.derived = app.topic(settings.derived_topic, value_serializer="raw", key_serializer="raw",
+                                 partitions=settings.partitions)
+        self.derived_table = app.Table("derived_state", default=None, partitions=settings.partitions)
+        self.reloader = RuleReloader(settings.rules, evaluator, name=settings.app_id)
+        self._reload_requested = False
+        # One batch, tick or reload at a time: their alert transitions go out in evaluation order.
+        self._lock = asyncio.Lock()
         app.agent(self.changes, name="engine.process")(self._process)
+        app.agent(self.derived, name="engine.fold")(self._fold)
         app.timer(settings.tick_seconds, name="engine.tick")(self._tick)
+        app.task(self._listen_for_sighup)
 
     # --- state access -------------------------------------------------------
 
+    def _table_of(self, entity_key: str) -> Any:
+        entity = entity_key.split(":", 1)[0]
+        return self.derived_table if entity in self.derived_entities else self.table
+
     def get(self, entity_key: str) -> EntityState | None:
-        value = self.table.data.get(entity_key)
+        """The current state of an entity or a derived entity (`stock:SKU@WH`) held here."""
+        value = self._table_of(entity_key).data.get(entity_key)
         return value if isinstance(value, dict) else None
+
+    def count_derived(self) -> int:
+        return len(self.derived_table.data) - (MARKER_KEY in self.derived_table.data)
 
     def count(self) -> int:
         """Entities held (the table minus its changelog marker), without walking them."""
@@ -102,7 +136,8 @@ class Engine:
         # partition; Faust acks the events after the body has run (after those writes).
         async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_wait):
             with gcpolicy.batch():
-                await self.handle([(e.message.value, e.message.partition, e.message.offset) for e in events])
+                async with self._lock:
+                    await self.handle([(e.message.value, e.message.partition, e.message.offset) for e in events])
 
     async def handle(self, messages: list[tuple[bytes, int, int]]) -> None:
         """Merge and evaluate (value, partition, offset) messages in order; emit per partition.
@@ -117,6 +152,9 @@ class Engine:
         touched_by_p: dict[int, dict[str, EntityState]] = {}
         events_by_p: dict[int, list[AlertEvent]] = {}
         dead_letters: list[tuple[DeadLetter, int, int]] = []
+        shares: dict[int, list[dict[str, Any]]] = {}  # derived partition → contributions
+        sources, partitions = self.source_entities, self.settings.partitions
+        table = self.table.data
         history_limit = self.settings.history_limit
         counts: dict[str, int] = {}  # records in, per entity: one metric update per batch
         evaluated = 0
@@ -129,12 +167,16 @@ class Engine:
             fresh: dict[str, EntityState] = {}
             for record in records:
                 ek = record.entity_key
-                merged = apply_record(touched.get(ek) or self.get(ek), record, partition, history_limit)
+                merged = apply_record(touched.get(ek) or table.get(ek), record, partition, history_limit)
                 if merged is None:
                     metrics.RECORDS_DUPLICATE.labels(record.entity).inc()
                     continue
                 counts[record.entity] = counts.get(record.entity, 0) + 1
                 touched[ek] = fresh[ek] = merged
+                if record.entity in sources:
+                    # Right after this record: its diff says what the state contributed before.
+                    for c in aggregate.contributions(merged):
+                        shares.setdefault(partition_for(c.entity_key, partitions), []).append(c.to_dict())
             if fresh:
                 events_by_p.setdefault(partition, []).extend(self.evaluator.evaluate(fresh.values(), now))
                 evaluated += len(fresh)
@@ -143,35 +185,84 @@ class Engine:
         metrics.RULE_EVALUATIONS.labels("change").inc(evaluated)
         if dead_letters:
             await self._dead_letter(dead_letters)
+        await asyncio.gather(*(self._send_alerts(p, events) for p, events in events_by_p.items()))
+        if shares:
+            await asyncio.gather(*(self.output.send_json(self.settings.derived_topic, docs, partition=p)
+                                   for p, docs in shares.items()))
+            self.stats.contributions += sum(len(docs) for docs in shares.values())
         await asyncio.gather(*(
-            self._emit(partition, touched, events_by_p.get(partition, []))
-            for partition, touched in touched_by_p.items() if touched
+            self._write(partition, touched, self.table) for partition, touched in touched_by_p.items() if touched
         ))
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
-    async def _dead_letter(self, dead: list[tuple[DeadLetter, int, int]]) -> None:
+    # --- the derived path ---------------------------------------------------
+
+    async def _fold(self, stream: Any) -> None:
+        async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_wait):
+            with gcpolicy.batch():
+                async with self._lock:
+                    await self.handle_derived([(e.message.value, e.message.partition, e.message.offset)
+                                               for e in events])
+
+    async def handle_derived(self, messages: list[tuple[bytes, int, int]]) -> None:
+        """Fold (value, partition, offset) messages of contributions into derived states; evaluate."""
+        now = self.clock()
+        touched_by_p: dict[int, dict[str, EntityState]] = {}
+        events_by_p: dict[int, list[AlertEvent]] = {}
+        dead_letters: list[tuple[DeadLetter, int, int]] = []
+        table = self.derived_table.data
+        for value, partition, offset in messages:
+            try:
+                shares = [Contribution.from_dict(doc) for doc in orjson.loads(value)]
+            except (ValueError, TypeError, KeyError) as exc:
+                text = value.decode("utf-8", "replace")[:4096]
+                letter = DeadLetter(f"not a contribution batch: {exc}", None, text, self.settings.derived_topic)
+                dead_letters.append((letter, partition, offset))
+                continue
+            touched = touched_by_p.setdefault(partition, {})
+            fresh: dict[str, EntityState] = {}
+            for c in shares:
+                ek = c.entity_key
+                folded = aggregate.fold(touched.get(ek) or table.get(ek), c, partition, self.settings.history_limit)
+                if folded is not None:
+                    touched[ek] = fresh[ek] = folded
+            if fresh:
+                events_by_p.setdefault(partition, []).extend(self.evaluator.evaluate(fresh.values(), now))
+                metrics.RULE_EVALUATIONS.labels("change").inc(len(fresh))
+        if dead_letters:
+            await self._dead_letter(dead_letters, self.settings.derived_topic)
+        await asyncio.gather(*(self._send_alerts(p, events) for p, events in events_by_p.items()))
+        await asyncio.gather(*(
+            self._write(p, touched, self.derived_table) for p, touched in touched_by_p.items() if touched
+        ))
+
+    async def _dead_letter(self, dead: list[tuple[DeadLetter, int, int]], topic: str | None = None) -> None:
         for letter, partition, offset in dead:
             doc = letter.to_dict()
-            doc["where"].update(topic=self.settings.changes_topic, partition=partition, offset=offset)
+            doc["where"].update(topic=topic or self.settings.changes_topic, partition=partition, offset=offset)
             await self.output.send_json(self.settings.deadletter_topic, doc)
         metrics.RECORDS_DEAD_LETTERED.labels("engine").inc(len(dead))
         self.stats.dead += len(dead)
 
-    async def _emit(self, partition: int, states: dict[str, EntityState], events: list[AlertEvent]) -> None:
-        if events:
-            await self.output.send_json(self.settings.alerts_topic, [e.to_dict() for e in events], partition=partition)
-            self.stats.alert_events += len(events)
-            for e in events:
-                if e.state == "firing":
-                    metrics.ALERTS_FIRED.labels(e.rule, e.severity).inc()
-                else:
-                    metrics.ALERTS_RESOLVED.labels(e.rule).inc()
+    async def _send_alerts(self, partition: int, events: list[AlertEvent]) -> None:
+        if not events:
+            return
+        await self.output.send_json(self.settings.alerts_topic, [e.to_dict() for e in events], partition=partition)
+        self.stats.alert_events += len(events)
+        for e in events:
+            if e.state == "firing":
+                metrics.ALERTS_FIRED.labels(e.rule, e.severity).inc()
+            else:
+                metrics.ALERTS_RESOLVED.labels(e.rule).inc()
+
+    async def _write(self, partition: int, states: dict[str, EntityState], table: Any) -> None:
+        """Write states to a table's changelog (one batch), then to the table; schedule deadlines."""
         # A deleted entity whose alerts have resolved leaves the table (a tombstone).
         writes: dict[str, Any] = {
             ek: (None if s["deleted"] and not s["firing"] else s) for ek, s in states.items()
         }
-        await self.output.write_states(self.table.changelog_topic.get_topic_name(), partition, writes)
-        data = self.table.data
+        await self.output.write_states(table.changelog_topic.get_topic_name(), partition, writes)
+        data = table.data
         key_partition = getattr(data, "_key_partition", None)
         for ek, value in writes.items():
             existed = isinstance(data.get(ek), dict)
@@ -202,40 +293,95 @@ class Engine:
         """After a rebalance, rebuild the deadline schedule from the recovered table."""
         self.schedule = Schedule(partitions=active)
         counts: dict[str, int] = {}
-        for ek, state in list(self.table.data.items()):
-            if ek == MARKER_KEY or not isinstance(state, dict) or state.get("p") not in active:
-                continue
+        for ek, state in self._owned(active):
             counts[state["entity"]] = counts.get(state["entity"], 0) + 1
             self.schedule.push(state["p"], state.get("due"), ek)
         for entity in self.evaluator.programs.keys() | counts.keys():
             metrics.ENTITIES_TRACKED.labels(entity).set(counts.get(entity, 0))
         metrics.DEADLINES_PENDING.set(self.schedule.pending())
 
+    def _owned(self, active: frozenset[int]) -> list[tuple[str, EntityState]]:
+        """Every state (entities and derived entities) of the partitions this worker owns."""
+        return [
+            (ek, state)
+            for table in (self.table, self.derived_table)
+            for ek, state in list(table.data.items())
+            if ek != MARKER_KEY and isinstance(state, dict) and state.get("p") in active
+        ]
+
     async def _tick(self) -> None:
+        if self._reload_requested or self.reloader.changed():
+            await self.reload_rules()
         await self.tick()
 
     async def tick(self) -> int:
         """Re-evaluate every owned entity whose deadline has passed; return how many."""
-        active = self._active_partitions()
-        if active is None:
-            return 0
-        if active != self.schedule.partitions:
-            self._rebuild(active)
-        started = time.perf_counter()
-        now = self.clock()
-        total = 0
-        for partition in sorted(active):
-            due: dict[str, EntityState] = {}
-            for ek in self.schedule.pop_due(partition, now):
-                state = self.get(ek)
-                if state is not None and state.get("due") is not None and state["due"] <= now:
-                    due[ek] = state
-            if not due:
-                continue
-            events = self.evaluator.evaluate(due.values(), now)
-            metrics.RULE_EVALUATIONS.labels("tick").inc(len(due))
-            await self._emit(partition, due, events)
-            total += len(due)
-        self.stats.ticks += 1
-        metrics.TICK_SECONDS.observe(time.perf_counter() - started)
-        return total
+        async with self._lock:
+            active = self._active_partitions()
+            if active is None:
+                return 0
+            if active != self.schedule.partitions:
+                self._rebuild(active)
+            started = time.perf_counter()
+            now = self.clock()
+            total = 0
+            for partition in sorted(active):
+                due: dict[str, EntityState] = {}
+                for ek in self.schedule.pop_due(partition, now):
+                    state = self.get(ek)
+                    if state is not None and state.get("due") is not None and state["due"] <= now:
+                        due[ek] = state
+                if not due:
+                    continue
+                await self._evaluate_and_write(partition, due, now, "tick")
+                total += len(due)
+            self.stats.ticks += 1
+            metrics.TICK_SECONDS.observe(time.perf_counter() - started)
+            return total
+
+    async def _evaluate_and_write(self, partition: int, states: dict[str, EntityState], now: float,
+                                  trigger: str) -> None:
+        events = self.evaluator.evaluate(states.values(), now)
+        metrics.RULE_EVALUATIONS.labels(trigger).inc(len(states))
+        await self._send_alerts(partition, events)
+        derived = {ek: s for ek, s in states.items() if s["entity"] in self.derived_entities}
+        plain = {ek: s for ek, s in states.items() if ek not in derived}
+        for table, part in ((self.table, plain), (self.derived_table, derived)):
+            if part:
+                await self._write(partition, part, table)
+
+    # --- hot reload ---------------------------------------------------------
+
+    async def _listen_for_sighup(self) -> None:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._request_reload)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests run the engine in-process)
+
+    def _request_reload(self) -> None:
+        self._reload_requested = True
+
+    async def reload_rules(self) -> bool:
+        """Re-read the rule files; on success swap the rules in and re-evaluate every owned state.
+        A bad edit is reported (file:line:col) and the running rules stay. Returns whether it swapped."""
+        self._reload_requested = False
+        result = self.reloader.reload()
+        if not result.ok or result.evaluator is None:
+            metrics.RULE_RELOADS.labels("rejected").inc()
+            for problem in result.problems:
+                print(f"orderwatch: rules not reloaded, the running rules stay: {problem}", flush=True)
+            return False
+        async with self._lock:
+            old, self.evaluator = self.evaluator, result.evaluator
+            old.close()
+            self.stats.reloads += 1
+            metrics.RULE_RELOADS.labels("ok").inc()
+            print(f"orderwatch: rules reloaded ({result.rules} rules)", flush=True)
+            active = self._active_partitions() or frozenset()
+            now = self.clock()
+            by_p: dict[int, dict[str, EntityState]] = {}
+            for ek, state in self._owned(active):
+                by_p.setdefault(state["p"], {})[ek] = state
+            for partition, states in sorted(by_p.items()):
+                await self._evaluate_and_write(partition, states, now, "reload")
+        return True

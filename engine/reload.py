@@ -80,15 +80,17 @@ class RuleReloader:
                 digest.update(b"\0missing")
         return digest.hexdigest()
 
-    def poll(self) -> Reload | None:
-        """Reload if a rule file changed since the last look; None when nothing changed."""
+    def changed(self) -> bool:
+        """Whether a rule file's content changed since the last reload (cheap when nothing did)."""
         snapshot = self._scan()
         if snapshot == self._snapshot:
-            return None
+            return False
         self._snapshot = snapshot
-        if self._content() == self._digest:
-            return None
-        return self.reload()
+        return self._content() != self._digest
+
+    def poll(self) -> Reload | None:
+        """Reload if a rule file changed since the last look; None when nothing changed."""
+        return self.reload() if self.changed() else None
 
     def reload(self) -> Reload:
         """Re-read the rules; on success the new evaluator becomes `current`."""

@@ -115,10 +115,12 @@ def _add_web(worker: Worker) -> None:
         active = engine._active_partitions()
         return web.json({
             "entities": engine.count(),
+            "derived_entities": engine.count_derived(),
             "partitions": sorted(active) if active is not None else None,
             "records": engine.stats.records,
             "dead_lettered": engine.stats.dead,
             "alert_events": engine.stats.alert_events,
+            "rule_reloads": engine.stats.reloads,
             "alerts_stored": worker.sink.stats.stored,
         })
 

@@ -48,6 +48,11 @@ class Settings:
         return f"{self.topic_prefix}-changes"
 
     @property
+    def derived_topic(self) -> str:
+        """Contributions to derived entities (stock, customer accounts), keyed by their entity key."""
+        return f"{self.topic_prefix}-derived"
+
+    @property
     def alerts_topic(self) -> str:
         return f"{self.topic_prefix}-alerts"
 

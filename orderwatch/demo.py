@@ -30,7 +30,7 @@ DEMO_DIR = REPO_ROOT / "examples" / "demo"
 
 # The demo ERP, told as a story relative to today (day offsets). Each table is a
 # list of rows; None means NULL. The alerts the shipped rule packs raise on it
-# are listed in the README (rules/README-section.md, "The demo").
+# are listed in the README ("The demo").
 _PO_COLUMNS = ("po_number", "supplier_name", "buyer", "status", "expected", "qty", "received_qty", "unit_price",
                "currency", "sku", "warehouse", "approval_status", "approved_days_ago", "sent_days_ago",
                "confirmed")

@@ -37,6 +37,11 @@ ALERTS_STORED = Counter(
     "Alert transitions written to the alert store (duplicates excluded)",
     ["state"],
 )
+RULE_RELOADS = Counter(
+    "orderwatch_rule_reloads_total",
+    "Rule reloads (a changed rule file or SIGHUP): ok, or rejected with the old rules kept",
+    ["result"],
+)
 PROCESSING_SECONDS = Histogram(
     "orderwatch_processing_seconds",
     "Time to process one input message (a batch of change records) end to end in the engine",

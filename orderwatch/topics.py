@@ -3,14 +3,45 @@
 Producers that start before the worker would otherwise let the broker
 auto-create topics with its own default partition count, which breaks the
 co-partitioning of the changes topic and the state table's changelog.
+Records are partitioned by their `entity:key` with Kafka's own murmur2, by
+every producer of orderwatch's (connectors and the engine's repartition).
 """
 
 from __future__ import annotations
+
+import struct
+from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from orderwatch.config import Settings
+
+_M, _MASK = 0x5BD1E995, 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (its default partitioner), bit for bit; aiokafka's own takes a byte at a
+    time and cost a fifth of the connector's time per record."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    body = length - length % 4
+    for (k,) in struct.iter_unpack("<I", data[:body]):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail = data[body:]
+    if tail:
+        h ^= int.from_bytes(tail, "little")
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+@lru_cache(maxsize=65536)  # an ERP changes the same orders again and again
+def partition_for(entity_key: str, partitions: int) -> int:
+    return (murmur2(entity_key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def bootstrap_of(broker_url: str) -> str:
@@ -24,7 +55,7 @@ async def ensure_topics(bootstrap: str, settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.changes_topic, settings.alerts_topic, settings.deadletter_topic]
+        wanted = [settings.changes_topic, settings.derived_topic, settings.alerts_topic, settings.deadletter_topic]
         missing = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
         if missing:
             try:

@@ -78,14 +78,15 @@ def get_json(url: str, timeout: float = 2.0) -> Any:
 class WorkerProc:
     """An `orderwatch worker` subprocess with its own web port."""
 
-    def __init__(self, broker_url: str, app_id: str, datadir: Path, store: str, tick: float = 1.0) -> None:
+    def __init__(self, broker_url: str, app_id: str, datadir: Path, store: str, tick: float = 1.0,
+                 extra: list[str] = ()) -> None:
         self.port = free_port()
         self.log_path = datadir / f"worker-{self.port}.log"
         datadir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             ORDERWATCH + [
                 "worker", "--broker", broker_url, "--app-id", app_id, "--datadir", str(datadir / str(self.port)),
-                "--web-port", str(self.port), "--store", store, "--tick", str(tick),
+                "--web-port", str(self.port), "--store", store, "--tick", str(tick), *extra,
             ],
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
         )

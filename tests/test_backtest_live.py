@@ -7,7 +7,6 @@ the offline side is `orderwatch backtest --to now` on the same file.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,10 +22,6 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orderwatch"]
-# Derived entities need the repartition by SKU / customer in the live pipeline; until a worker
-# folds them, they are compared only offline (tests/test_rules_stock.py, rules/stock.test.yaml).
-DERIVED = {"stock", "customer_account"}
-LIVE_DERIVED = os.environ.get("ORDERWATCH_LIVE_DERIVED") == "1"
 
 
 def firing_at_end(events: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -70,7 +65,7 @@ def test_backtest_gives_the_live_pipelines_alerts_on_the_demo_history(workers: A
     assert res.returncode == 0, res.stderr
     offline = firing_at_end([json.loads(line) for line in res.stdout.splitlines()])
 
-    compared = offline if LIVE_DERIVED else {a for a in offline if a[1] not in DERIVED}
-    assert live_firing == compared
+    # Derived entities included: the worker folds stock and customer accounts from the repartition topic.
+    assert live_firing == offline
     assert {a[1] for a in offline} >= {"purchase_order", "sales_order", "invoice", "stock", "customer_account"}
-    assert len(compared) >= 15
+    assert len(offline) >= 15

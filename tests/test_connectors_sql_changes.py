@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from connectors.base import PollResult
 from connectors.lines import LinesConfig
 from connectors.mapping import FieldMapping, FieldSpec
-from connectors.sql import SqlConnector
+from connectors.sql import SqlConfig, SqlConnector
 from tests.test_connectors_sql import T0, Db, db, order, orders_config  # noqa: F401 (fixture)
 
 
@@ -158,15 +158,42 @@ def test_a_lookback_that_does_not_fit_the_cursor_is_a_clear_error(db: Db) -> Non
     conn.close()
 
 
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgresql", marks=pytest.mark.integration),
+           pytest.param("mariadb", marks=pytest.mark.integration)], indirect=True,
+)
 def test_reading_is_done_in_one_read_only_transaction(db: Db) -> None:
-    # The key listing of a reconcile shares the transaction: still nothing can be written.
-    conn = SqlConnector(orders_config(db, reconcile=0.0))
-    db.insert(db.orders, order("PO-1", T0))
-    assert keys(poll(conn)) == [("PO-1", "upsert")]
-    with conn.engine.connect() as c:
-        if c.dialect.name != "sqlite":
-            c.exec_driver_sql("SET TRANSACTION READ ONLY")
-        with pytest.raises(sa.exc.DBAPIError):
-            c.execute(db.orders.delete())
-        c.rollback()
-    conn.close()
+    # A query that writes as a side effect (a function inserting a line per row read): run as
+    # is, it writes; the connector's poll (one transaction, declared READ ONLY, for the scan and
+    # the reconcile key listing) must refuse it. SQLite: test_connectors_sql's mode=ro check.
+    fn = f"{db.orders.name}_w"
+    insert = f"INSERT INTO {db.lines.name} (po_number, line_no, sku, qty) VALUES ('X', 1, 'W', 1)"
+    with db.engine.begin() as c:
+        if db.engine.dialect.name == "postgresql":
+            c.exec_driver_sql(f"CREATE FUNCTION {fn}() RETURNS int LANGUAGE plpgsql VOLATILE AS "
+                              f"$$ BEGIN {insert}; RETURN 1; END $$")
+        else:
+            c.exec_driver_sql(f"CREATE FUNCTION {fn}() RETURNS int NOT DETERMINISTIC MODIFIES SQL DATA "
+                              f"BEGIN {insert}; RETURN 1; END")
+    try:
+        db.insert(db.orders, order("PO-1", T0))
+        query = f"SELECT po_number, updated_at, {fn}() AS w FROM {db.orders.name}"
+
+        def written() -> int:
+            with db.engine.connect() as c:
+                return c.execute(sa.select(sa.func.count()).select_from(db.lines)).scalar_one()
+
+        with db.engine.begin() as c:  # the control: outside a read-only transaction it writes
+            assert c.exec_driver_sql(query).all()
+        assert written() == 1
+        cfg = SqlConfig(
+            id="ro", entity="purchase_order", url=db.url, key=("po_number",), cursor="updated_at",
+            query=query, mapping=FieldMapping((FieldSpec("w", "w", "integer"),)), reconcile=0.0)
+        conn = SqlConnector(cfg)
+        with pytest.raises(sa.exc.DBAPIError, match="(?i)read.only"):
+            conn.poll()
+        conn.close()
+        assert written() == 1
+    finally:
+        with db.engine.begin() as c:
+            c.exec_driver_sql(f"DROP FUNCTION {fn}" + ("()" if db.engine.dialect.name == "postgresql" else ""))

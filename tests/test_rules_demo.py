@@ -3,7 +3,6 @@ its owner and a summary a buyer or a finance clerk would understand."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,9 +12,6 @@ from orderwatch.broker import free_port
 from tests.conftest import ORDERWATCH
 
 pytestmark = pytest.mark.integration
-
-# Stock alerts need the repartition by SKU@warehouse in the live pipeline (see engine/stock.py).
-LIVE_DERIVED = os.environ.get("ORDERWATCH_LIVE_DERIVED") == "1"
 
 
 def test_the_demo_shows_every_family_with_owner_and_summary(tmp_path: Path) -> None:
@@ -33,13 +29,11 @@ def test_the_demo_shows_every_family_with_owner_and_summary(tmp_path: Path) -> N
         "[unapproved_change] PO-2025-0049 owner=zhang.min: PO PO-2025-0049 to 深圳电子 Shenzhen Electronics is 64000 CNY, over the 50000 limit, and not approved",
         "[payment] AR-2025-0301 owner=zhao.min: receivable invoice AR-2025-0301 (上海百货 Shanghai Stores, 86000 CNY) is 10 days overdue",
         "[payment] AP-2025-0088 owner=julia.braun: payable invoice AP-2025-0088 (Nordic Steel AB, 36400 EUR) is 5 days overdue",
+        # Folded live from the orders and stock rows, repartitioned by SKU@warehouse and by customer.
+        "[stock] BOLT-M8@SH1 owner=wang.fang: SO-2025-0103 needs BOLT-M8 at SH1 on",
+        "[stock] CARTON-L@SH1 owner=wang.fang: CARTON-L at SH1: 800 on hand, below the safety stock of 1000",
+        "[payment] 上海百货 Shanghai Stores owner=zhao.min: 上海百货 Shanghai Stores owes 106000 CNY past due on 2 invoices",
     ]
-    if LIVE_DERIVED:
-        expected += [
-            "[stock] BOLT-M8@SH1 owner=wang.fang: SO-2025-0103 needs BOLT-M8 at SH1 on",
-            "[stock] CARTON-L@SH1 owner=wang.fang: CARTON-L at SH1: 800 on hand, below the safety stock of 1000",
-            "[payment] 上海百货 Shanghai Stores owner=zhao.min: 上海百货 Shanghai Stores owes 106000 CNY past due on 2 invoices",
-        ]
     for line in expected:
         assert line in summary, f"{line!r} not in:\n{summary}"
     assert "change records processed: 27" in summary
