@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import create_engine, event, or_, select, update
+from sqlalchemy import bindparam, create_engine, event, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
@@ -163,38 +164,54 @@ class AlertStore:
     def apply(self, events: Iterable[AlertEvent]) -> builtins.list[AlertEvent]:
         """Apply transitions in order; return those that changed the store.
 
-        One SELECT (locking the rows) for the whole batch and one flush: the
-        sink hands over hundreds of transitions at a time.
+        One SELECT (locking the rows) for the whole batch, then one executemany each for
+        new alerts, changed alerts and history rows (SQLAlchemy Core: the ORM's unit of
+        work cost more than the engine itself at thousands of transitions a second).
         """
         events = list(events)
         if not events:
             return []
+        alerts, history_table = AlertRow.__table__, HistoryRow.__table__
         changed: builtins.list[AlertEvent] = []
-        with Session(self.engine) as session, session.begin(), session.no_autoflush:
+        with self.engine.begin() as conn:
             wanted = sorted({ev.fingerprint for ev in events})
-            rows: dict[str, AlertRow] = {}
+            rows: dict[str, SimpleNamespace] = {}
             for chunk in range(0, len(wanted), 500):
-                query = select(AlertRow).where(AlertRow.fingerprint.in_(wanted[chunk:chunk + 500]))
-                rows.update((r.fingerprint, r) for r in session.scalars(query.with_for_update()))
-            history: builtins.list[HistoryRow] = []
+                query = select(alerts).where(alerts.c.fingerprint.in_(wanted[chunk:chunk + 500]))
+                rows.update((r.fingerprint, SimpleNamespace(**r)) for r in
+                            conn.execute(query.with_for_update()).mappings())
+            existing = set(rows)
+            touched: dict[str, SimpleNamespace] = {}
+            history: builtins.list[dict[str, Any]] = []
             for ev in events:
                 row = rows.get(ev.fingerprint)
                 if row is None:
-                    row = rows[ev.fingerprint] = AlertRow(
+                    row = rows[ev.fingerprint] = SimpleNamespace(
                         fingerprint=ev.fingerprint, rule=ev.rule, entity=ev.entity, key=ev.key,
                         first_seen=ev.since, starts_at=ev.since, last_change=ev.at, state="",
-                        escalation_level=0, delivery="", dispatch_pending=False,
+                        resolved_at=None, acked_by=None, acked_at=None, ack_comment=None, resolved_by=None,
+                        silenced_by=None, escalation_level=0, delivery="", delivery_error=None,
+                        notified_at=None, dispatch_pending=False,
                     )
-                    session.add(row)
                 elif not _changes(row, ev):
                     continue
                 kind = _update(row, ev)
-                history.append(HistoryRow(
-                    fingerprint=ev.fingerprint, state=kind, at=ev.at, actor="engine",
-                    detail=json.dumps({"summary": ev.summary, "severity": ev.severity}, ensure_ascii=False)))
+                touched[ev.fingerprint] = row
+                history.append({
+                    "fingerprint": ev.fingerprint, "state": kind, "at": ev.at, "actor": "engine",
+                    "detail": json.dumps({"summary": ev.summary, "severity": ev.severity}, ensure_ascii=False),
+                    "comment": None,
+                })
                 changed.append(ev)
-            session.flush()
-            session.add_all(history)
+            inserts = [vars(r) for fp, r in touched.items() if fp not in existing]
+            updates = [{**{c: getattr(r, c) for c in _UPDATED}, "b_fp": fp}
+                       for fp, r in touched.items() if fp in existing]
+            if inserts:
+                conn.execute(alerts.insert(), inserts)
+            if updates:
+                conn.execute(alerts.update().where(alerts.c.fingerprint == bindparam("b_fp")), updates)
+            if history:
+                conn.execute(history_table.insert(), history)
         return changed
 
     # --- reading --------------------------------------------------------------
@@ -302,7 +319,7 @@ def snapshots(session: Session, where: Any) -> list[Snapshot]:
     return [Snapshot(*row) for row in session.execute(select(*columns).where(where))]
 
 
-def _changes(row: AlertRow, ev: AlertEvent) -> bool:
+def _changes(row: Any, ev: AlertEvent) -> bool:
     """Whether a transition changes a stored alert (a replay or a stale event does not)."""
     last = utc(row.last_change)
     if last is not None and ev.at < last:
@@ -317,7 +334,7 @@ def _changes(row: AlertRow, ev: AlertEvent) -> bool:
     return row.state != "resolved"
 
 
-def _content(row: AlertRow) -> tuple[Any, ...]:
+def _content(row: Any) -> tuple[Any, ...]:
     return (row.severity, row.owner, row.title, row.summary, dict(row.labels or {}), row.escalate or None)
 
 
@@ -326,7 +343,13 @@ def _content_of(ev: AlertEvent) -> tuple[Any, ...]:
             [dict(step) for step in getattr(ev, "escalate", ())] or None)
 
 
-def _update(row: AlertRow, ev: AlertEvent) -> str:
+# What _update may change on a stored alert (the columns of the batched UPDATE).
+_UPDATED = ("severity", "owner", "title", "summary", "labels", "escalate", "last_change", "state", "starts_at",
+            "resolved_at", "acked_by", "acked_at", "ack_comment", "resolved_by", "silenced_by",
+            "escalation_level", "delivery", "delivery_error", "notified_at", "dispatch_pending")
+
+
+def _update(row: Any, ev: AlertEvent) -> str:
     """Write the transition; return what happened (the history entry's kind)."""
     continuing = ev.state == "firing" and row.state in OPEN_STATES and utc(row.starts_at) == ev.since
     row.severity = ev.severity

@@ -1,6 +1,6 @@
 """Throughput and latency of the orderwatch pipeline on the embedded broker (a measurement).
 
-    /tmp/venv/bin/python bench/pipeline.py [--records 200000] [--runs 3] [--rate 1000]
+    .venv/bin/python bench/pipeline.py [--records 200000] [--runs 3] [--rate 1000]
 
 One embedded Tansu broker (started and stopped here) serves: 1. raw aiokafka consume, 2. a bare
 Faust agent (subprocess), 3. a real `orderwatch worker` (subprocess) over N pre-published records,
@@ -83,7 +83,7 @@ def po_record(key: str, i: int, seq: int, overdue: bool, now: datetime) -> Chang
         expected = now.date() - timedelta(days=(3 + i % 40) if overdue else i % 30)
     else:
         expected = now.date() + timedelta(days=5 + i % 60)
-    qty, price = 10 * (1 + i % 500) + seq, round(0.5 + (i % 997) / 10, 2)
+    qty, price = 1 + i % 200 + seq, round(0.5 + (i % 997) / 10, 2)  # amounts under the approval limit
     fields = {"supplier": supplier, "buyer": buyer, "status": status,
               "expected_date": expected.isoformat(), "qty": qty, "amount": round(qty * price, 2),
               "currency": "CNY" if i % 2 else "EUR"}

@@ -1,6 +1,6 @@
 """The rule engine's costs (a measurement, not a test).
 
-    /tmp/venv/bin/python bench/rules.py [--records 50000] [--runs 3] [--due 1000] [--tracked 10000,1000000]
+    .venv/bin/python bench/rules.py [--records 50000] [--runs 3] [--due 1000] [--tracked 10000,1000000]
 
 1. Backtest rate with the shipped rule packs (engine.backtest: apply_record, the stock /
    account fold, Evaluator, deadline heap), next to the raw durable_rules `post` rate for

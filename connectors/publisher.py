@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from orderwatch.record import ChangeRecord, DeadLetter
@@ -59,8 +60,7 @@ class Publisher:
         for partition, group in groups.items():
             for i in range(0, len(group), MAX_BATCH):
                 chunk = group[i : i + MAX_BATCH]
-                # ASCII escapes: twice as fast to encode as UTF-8 text, the same JSON to a reader.
-                value = json.dumps([r.to_dict() for r in chunk], default=str).encode()
+                value = orjson.dumps([r.to_dict() for r in chunk], default=str)
                 key = chunk[0].entity_key.encode() if len(chunk) == 1 else None
                 futures.append(
                     await self.producer.send(

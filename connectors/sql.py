@@ -141,10 +141,12 @@ class SqlConnector(Connector):
         seen: dict[str, Any] | None = dict(bookmark.get("seen", {})) if cfg.lookback else None
         known: set[str] | None = set(bookmark.get("known", [])) if cfg.reconcile is not None else None
         hwm = bookmark.get("hwm")
+        top = cur.decode(hwm) if hwm is not None else None  # hwm, decoded once
         for row in rows:
-            enc = cur.encode(row[cfg.cursor])
-            if hwm is None or cur.decode(hwm) < row[cfg.cursor]:
-                hwm = enc
+            value = row[cfg.cursor]
+            enc = cur.encode(value) if seen is not None else None
+            if top is None or top < value:
+                top = value
             try:
                 key = make_key(row, cfg.key)
                 if seen is not None:
@@ -158,6 +160,8 @@ class SqlConnector(Connector):
             if known is not None:
                 known.add(record.key)
             result.records.append(record)
+        if top is not None and (hwm is None or cur.decode(hwm) < top):
+            hwm = cur.encode(top)
         if not rows and present is None and not cfg.lookback:
             return result  # nothing new: the bookmark stands
         new: dict[str, Any] = dict(bookmark)

@@ -27,6 +27,7 @@ engine/accounts.py (`customer_account`, keyed by customer).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from engine.state import Change, EntityState, diff, is_newer
@@ -65,6 +66,7 @@ _VIEWS: dict[str, View] = {}
 
 def register(view: View) -> View:
     _VIEWS[view.entity] = view
+    _views_fed_by.cache_clear()
     return view
 
 
@@ -82,6 +84,11 @@ def _load_shipped() -> None:
     # The shipped views register themselves on import (cached after the first call).
     import engine.accounts
     import engine.stock  # noqa: F401
+
+
+@lru_cache(maxsize=None)
+def _views_fed_by(entity: str) -> tuple[View, ...]:
+    return tuple(v for v in views() if entity in v.sources)
 
 
 def source_entities() -> frozenset[str]:
@@ -142,7 +149,7 @@ def contributions(state: EntityState) -> list[Contribution]:
     """What a source state contributes after the record just applied to it, plus retractions
     of what it contributed before that record (found from the record's diff). Pure: call it
     after each `apply_record` that returned a state, before the next one."""
-    mine = [v for v in views() if state["entity"] in v.sources]
+    mine = _views_fed_by(state["entity"])
     if not mine:
         return []
     source = f"{state['entity']}:{state['key']}"

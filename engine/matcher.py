@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import durable_rules_engine as dre
+import orjson
 
 _generation = itertools.count(1)
 
@@ -68,7 +69,10 @@ class Matcher:
             fact["sid"] = "0"
             index[fid] = i
         out: list[set[str]] = [set() for _ in facts]
-        payload = json.dumps(facts, ensure_ascii=False, default=str)
+        try:
+            payload = orjson.dumps(facts, default=str).decode()  # 5x the json module, same JSON
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits
+            payload = json.dumps(facts, ensure_ascii=False, default=str)
         for handle in self._handles:
             code, state_handle = dre.assert_facts(handle, payload)
             if code == 2:
@@ -97,15 +101,16 @@ class Matcher:
             message = dre.complete_and_start_action(handle, state_handle)
 
 
-_ID_MARK = '"id": "'
+_ID_MARK = '"id":"'
 
 
 def _action_of(message: str) -> tuple[str, str]:
-    """(rule id, fact id) of an action message `{"<rule>":{"m":{…fact…, "id": "f7", "sid": "0"}}}`.
+    """(rule id, fact id) of an action message `{"<rule>":{"m":{…fact…,"id":"f7","sid":"0"}}}`.
 
     Decoding the whole fact back from JSON for every matched rule costs more than the match;
-    the rule id leads the message and the fact id, added last, is the last `"id": "` in it
-    (quotes inside string values are escaped, so they cannot look like it)."""
+    the rule id leads the message and the fact id, added last, is the last `"id":"` in it
+    (durable_rules echoes the facts as posted: compact, from orjson; quotes inside string
+    values are escaped, so they cannot look like it)."""
     at = message.rfind(_ID_MARK)
     if message.startswith('{"') and at > 0:
         end = message.find('"', at + len(_ID_MARK))

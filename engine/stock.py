@@ -72,7 +72,10 @@ def _flows(state: EntityState, done_qty: str, date_field: str) -> dict[str, list
     """Open quantity per stock key: [[date, qty, ref], …] from the lines, or the header."""
     fields = state["fields"]
     lines = fields.get("lines")
-    items = [line for line in lines if isinstance(line, dict)] if isinstance(lines, list) and lines else [fields]
+    has_lines = isinstance(lines, list) and bool(lines)
+    if not has_lines and not fields.get("sku"):
+        return {}  # most orders in most ERPs: a header without a SKU projects nothing
+    items = [line for line in lines if isinstance(line, dict)] if has_lines else [fields]
     out: dict[str, list[list[Any]]] = {}
     for i, item in enumerate(items):
         key = stock_key(item.get("sku") or fields.get("sku"), item.get("warehouse") or fields.get("warehouse"))
