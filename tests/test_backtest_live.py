@@ -31,18 +31,25 @@ def firing_at_end(events: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     return {k for k, s in state.items() if s == "firing"}
 
 
+@pytest.mark.parametrize("n_workers", [1, 2], ids=["one-worker", "two-workers"])
 def test_backtest_gives_the_live_pipelines_alerts_on_the_demo_history(workers: Any, broker: Any, app_id: str,
-                                                                     tmp_path: Path) -> None:
+                                                                     tmp_path: Path, n_workers: int) -> None:
     history = tmp_path / "demo.jsonl"
     subprocess.run([sys.executable, "-m", "orderwatch.demo", "history", str(history)], check=True, cwd=REPO)
     records = len(history.read_text(encoding="utf-8").splitlines())
 
-    (worker,) = workers(1)
-    worker.wait_ready()
+    group = workers(n_workers)
+    for worker in group:
+        worker.wait_ready()
+    if n_workers > 1:
+        # Each owns part of the changes topic and, co-partitioned with it, of the derived topic.
+        wait_for(lambda: all(len((w.status() or {}).get("partitions") or []) < 4 for w in group),
+                 60, "the group to split the partitions")
     produce = subprocess.run(ORDERWATCH + ["produce", str(history), "--broker", broker.url, "--app-id", app_id],
                              capture_output=True, text=True, timeout=120, check=False)
     assert produce.returncode == 0, produce.stderr
-    wait_for(lambda: (worker.status() or {}).get("records") == records, 60, "the worker to process the history")
+    wait_for(lambda: sum((w.status() or {}).get("records", 0) for w in group) == records, 60,
+             "the workers to process the history")
     store = AlertStore(workers.store)
 
     def live() -> set[tuple[str, str, str]]:
