@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -208,7 +208,7 @@ class AlertsApi:
 
     # --- the order timeline -------------------------------------------------------------
 
-    async def order_page(self, web: Any, request: Any, entity: str, key: str, state: dict[str, Any] | None,
+    async def order_page(self, web: Any, request: Any, entity: str, key: str, state: Mapping[str, Any] | None,
                          not_here: str | None = None) -> Any:
         """The order's state (from the engine) with its alerts and their history: the audit trail.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -76,7 +76,7 @@ def _amount(value: Any) -> float:
 Values = dict[str, dict[tuple[str, ...], float]]
 
 
-def tally(states: Iterable[dict[str, Any]], now: float, out: Values | None = None) -> Values:
+def tally(states: Iterable[Mapping[str, Any]], now: float, out: Values | None = None) -> Values:
     """The gauges' values from order states, added to `out` if given (pure: tests call it directly)."""
     if out is None:
         out = {name: {} for name in NAMES}
@@ -127,7 +127,7 @@ class OrderMetrics(Collector):
     PAUSE = 0.002  # seconds between chunks: the change path runs in between
     REST_FACTOR = 20.0
 
-    def __init__(self, states: Callable[[], Iterable[dict[str, Any]]], clock: Callable[[], float] = time.time,
+    def __init__(self, states: Callable[[], Iterable[Mapping[str, Any]]], clock: Callable[[], float] = time.time,
                  max_age: float = 30.0) -> None:
         self.states = states
         self.clock = clock
@@ -176,7 +176,7 @@ def _labels(name: str) -> list[str]:
 _registered: OrderMetrics | None = None
 
 
-def register(states: Callable[[], Iterable[dict[str, Any]]], clock: Callable[[], float] = time.time) -> OrderMetrics:
+def register(states: Callable[[], Iterable[Mapping[str, Any]]], clock: Callable[[], float] = time.time) -> OrderMetrics:
     """Serve the gauges on /metrics (the default registry); a second worker built in the same
     process (tests, the demo) replaces the first one's collector instead of clashing with it."""
     from prometheus_client import REGISTRY

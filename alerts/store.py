@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, create_engine, event, or_, select, update
+from sqlalchemy import Table, bindparam, create_engine, event, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
@@ -171,7 +171,7 @@ class AlertStore:
         events = list(events)
         if not events:
             return []
-        alerts, history_table = AlertRow.__table__, HistoryRow.__table__
+        alerts, history_table = cast(Table, AlertRow.__table__), cast(Table, HistoryRow.__table__)
         changed: builtins.list[AlertEvent] = []
         with self.engine.begin() as conn:
             wanted = sorted({ev.fingerprint for ev in events})

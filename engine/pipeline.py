@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -117,7 +117,7 @@ class Engine:
     def get(self, entity_key: str) -> EntityState | None:
         """The current state of an entity or a derived entity (`stock:SKU@WH`) held here."""
         value = self._table_of(entity_key).data.get(entity_key)
-        return value if isinstance(value, dict) else None
+        return cast(EntityState, value) if isinstance(value, dict) else None
 
     def count_derived(self) -> int:
         return len(self.derived_table.data) - (MARKER_KEY in self.derived_table.data)
@@ -127,7 +127,7 @@ class Engine:
         return len(self.table.data) - (MARKER_KEY in self.table.data)
 
     def states(self) -> list[EntityState]:
-        return [v for k, v in self.table.data.items() if k != MARKER_KEY and isinstance(v, dict)]
+        return [cast(EntityState, v) for k, v in self.table.data.items() if k != MARKER_KEY and isinstance(v, dict)]
 
     # --- the change path ----------------------------------------------------
 
@@ -303,7 +303,7 @@ class Engine:
     def _owned(self, active: frozenset[int]) -> list[tuple[str, EntityState]]:
         """Every state (entities and derived entities) of the partitions this worker owns."""
         return [
-            (ek, state)
+            (ek, cast(EntityState, state))
             for table in (self.table, self.derived_table)
             for ek, state in list(table.data.items())
             if ek != MARKER_KEY and isinstance(state, dict) and state.get("p") in active
@@ -329,7 +329,8 @@ class Engine:
                 due: dict[str, EntityState] = {}
                 for ek in self.schedule.pop_due(partition, now):
                     state = self.get(ek)
-                    if state is not None and state.get("due") is not None and state["due"] <= now:
+                    at = state.get("due") if state is not None else None
+                    if state is not None and at is not None and at <= now:
                         due[ek] = state
                 if not due:
                     continue

@@ -75,7 +75,7 @@ def _flows(state: EntityState, done_qty: str, date_field: str) -> dict[str, list
     has_lines = isinstance(lines, list) and bool(lines)
     if not has_lines and not fields.get("sku"):
         return {}  # most orders in most ERPs: a header without a SKU projects nothing
-    items = [line for line in lines if isinstance(line, dict)] if has_lines else [fields]
+    items = [line for line in lines if isinstance(line, dict)] if has_lines and lines else [fields]
     out: dict[str, list[list[Any]]] = {}
     for i, item in enumerate(items):
         key = stock_key(item.get("sku") or fields.get("sku"), item.get("warehouse") or fields.get("warehouse"))

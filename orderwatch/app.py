@@ -90,7 +90,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     _add_web(worker)
     gcpolicy.install(app)
 
-    @app.on_before_shutdown.connect  # type: ignore[misc]
+    @app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
     async def _close(app: faust.App, **_: Any) -> None:
         await output.stop()
 

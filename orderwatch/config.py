@@ -95,7 +95,8 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
         if doc is not None and not isinstance(doc, Map):
             raise SourceError([(doc.pos, "the config file is a mapping of settings")])
         problems = []
-        for key, value in (doc or {}).items():
+        for key, value in (doc.items() if doc is not None else ()):
+            assert doc is not None
             if key not in _KEYS:
                 problems.append((doc.at(key), f"unknown setting '{key}'; known: {', '.join(sorted(_KEYS))}"))
                 continue
