@@ -18,6 +18,7 @@ from typing import IO
 
 from engine.evaluator import Evaluator
 from engine.simulate import Simulation, sort_records
+from orderwatch import gcpolicy
 from orderwatch.alert import AlertEvent
 from orderwatch.record import ChangeRecord, InvalidRecord
 
@@ -90,7 +91,8 @@ def run(evaluator: Evaluator, records: Iterable[ChangeRecord], start: float | No
     bar = Progress(len(ordered), progress)
     began = time.perf_counter()
     for i in range(0, len(ordered), chunk):
-        sim.feed(ordered[i : i + chunk])
+        with gcpolicy.batch():  # the states are a large acyclic heap, as in a worker
+            sim.feed(ordered[i : i + chunk])
         bar.update(min(i + chunk, len(ordered)))
     last = ordered[-1].ts.timestamp() if ordered else None
     finish = end if end is not None else last
