@@ -69,10 +69,11 @@ class LinesReader:
                 out.setdefault(_norm(row[self.cfg.parent]), []).append(dict(row))
         return out
 
-    def lines_of(self, header: dict[str, Any], rows: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        """The mapped lines of one header row; raise LineError for a line that does not map."""
+    def lines_of(self, parent: Any, rows: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The mapped lines of the header whose `match` column holds `parent`; raise LineError
+        for a line that does not map."""
         mapped = []
-        for index, row in enumerate(rows.get(_norm(header.get(self.cfg.match)), [])):
+        for index, row in enumerate(rows.get(_norm(parent), [])):
             try:
                 mapped.append(self.cfg.mapping.apply(row))
             except MappingError as exc:

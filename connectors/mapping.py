@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -52,12 +52,20 @@ class FieldSpec:
     type: str = "string"
 
 
+Converter = Callable[[Any], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class FieldMapping:
     """The canonical fields of one connector; `default_tz` applies to naive times."""
 
     specs: tuple[FieldSpec, ...]
     default_tz: tzinfo = UTC
+    # One converter per spec, built once: mapping runs for every cell of every row.
+    _converters: tuple[Converter, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_converters", tuple(cell_converter(s, self.default_tz) for s in self.specs))
 
     def columns(self) -> list[str]:
         """Source columns this mapping reads, in order, without repeats."""
@@ -66,33 +74,55 @@ class FieldMapping:
     def apply(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Map one row; raise MappingError naming the first cell that does not convert."""
         out: dict[str, Any] = {}
-        tz = self.default_tz
-        for spec in self.specs:
+        for spec, conv in zip(self.specs, self._converters, strict=True):
             try:
                 value = row[spec.column]
             except KeyError:
                 raise MappingError(spec.name, spec.column, "", "the source has no such column") from None
-            # The common database types first: this runs for every cell of every row.
-            kind = type(value)
-            if kind is str and spec.type == "string":
-                text = value.strip()
-                out[spec.name] = text or None
-                continue
-            if kind is Decimal and spec.type == "number" and value.is_finite():
-                out[spec.name] = int(value) if value == value.to_integral_value() and abs(
-                    value) < _MAX_EXACT_INT else float(value)
-                continue
-            if kind is int and spec.type in ("number", "integer"):
-                out[spec.name] = value
-                continue
-            if kind is date and spec.type == "date":
-                out[spec.name] = value.isoformat()
-                continue
-            try:
-                out[spec.name] = convert(value, spec.type, tz)
-            except ValueError as exc:
-                raise MappingError(spec.name, spec.column, cell_text(value), str(exc)) from None
+            out[spec.name] = conv(value)
         return out
+
+    def reader(self, columns: Sequence[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+        """`apply` for rows given as tuples of `columns` (a database cursor's rows)."""
+        index = {column: i for i, column in enumerate(columns)}
+        missing = [spec for spec in self.specs if spec.column not in index]
+        if missing:
+            return lambda row: self.apply(dict(zip(columns, row, strict=True)))  # raises for the first
+        plan = [(spec.name, index[spec.column], conv) for spec, conv in zip(self.specs, self._converters, strict=True)]
+        return lambda row: {name: conv(row[i]) for name, i, conv in plan}
+
+
+def cell_converter(spec: FieldSpec, default_tz: tzinfo) -> Converter:
+    """`convert` for the cells of one spec, raising MappingError; the common database types
+    (str, Decimal, int, date) take a shortcut."""
+    name, column, type_ = spec.name, spec.column, spec.type
+
+    def general(value: Any) -> Any:
+        try:
+            return convert(value, type_, default_tz)
+        except ValueError as exc:
+            raise MappingError(name, column, cell_text(value), str(exc)) from None
+
+    def string(value: Any) -> Any:
+        return (value.strip() or None) if type(value) is str else general(value)
+
+    def number(value: Any) -> Any:
+        kind = type(value)
+        if kind is Decimal and value.is_finite():
+            if value == value.to_integral_value():
+                whole = int(value)
+                return whole if -_MAX_EXACT_INT < whole < _MAX_EXACT_INT else float(value)
+            return float(value)
+        return value if kind is int else general(value)
+
+    def integer(value: Any) -> Any:
+        return value if type(value) is int else general(value)
+
+    def day(value: Any) -> Any:
+        return value.isoformat() if type(value) is date else general(value)
+
+    shortcuts = {"string": string, "number": number, "integer": integer, "date": day}
+    return shortcuts.get(type_, general)
 
 
 def convert(value: Any, type_: str, default_tz: tzinfo = UTC) -> Any:
@@ -130,6 +160,22 @@ def make_key(row: Mapping[str, Any], columns: Sequence[str]) -> str:
             value = int(value)  # 1001.0 from a numeric cell is key "1001"
         parts.append(to_iso(value) if isinstance(value, date) else cell_text(value))
     return ":".join(parts)
+
+
+def key_reader(columns: Sequence[str], names: Sequence[str]) -> Callable[[Sequence[Any]], str]:
+    """`make_key` for rows given as tuples of `names`."""
+    index = [names.index(column) for column in columns]
+    if len(index) == 1:
+        (i,), (column,) = index, columns
+
+        def single(row: Sequence[Any]) -> str:
+            value = row[i]
+            if type(value) is str and (text := value.strip()):
+                return text  # what make_key makes of a text key, without the detour
+            return make_key({column: value}, columns)
+
+        return single
+    return lambda row: make_key({column: row[i] for column, i in zip(columns, index, strict=True)}, columns)
 
 
 def is_blank(value: Any) -> bool:

@@ -17,7 +17,7 @@ every so often and keys that vanished are emitted as deletes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from connectors import sqlcursor as cur
 from connectors.base import Connector, PollResult
 from connectors.lines import LineError, LinesConfig, LinesReader
-from connectors.mapping import FieldMapping, MappingError, jsonable, make_key
+from connectors.mapping import FieldMapping, MappingError, jsonable, key_reader, make_key
 from orderwatch.record import ChangeRecord, DeadLetter
 
 
@@ -99,6 +99,13 @@ class SqlConnector(Connector):
             columns.append(config.lines.match)
         self._columns = list(dict.fromkeys(columns))
         self._source = source_clause(config.table, config.query, self._columns)
+        # Rows are read as the DBAPI's tuples of `_columns`: these read them by index.
+        self._at = {name: i for i, name in enumerate(self._columns)}
+        self._icursor = self._at[config.cursor]
+        self._iactor = self._at[config.actor] if config.actor else None
+        self._imatch = self._at[config.lines.match] if config.lines else 0
+        self._fields = config.mapping.reader(self._columns)
+        self._key = key_reader(config.key, self._columns)
         # PostgreSQL walks an index on (cursor, key) for a row-value comparison; others may not.
         self._row_values = self.engine.dialect.name == "postgresql"
 
@@ -127,12 +134,15 @@ class SqlConnector(Connector):
 
     def _poll(self, bookmark: Mapping[str, Any], limit: int, reconcile: bool) -> PollResult:
         cfg = self.config
+        at = self._at
         with self.engine.connect() as conn:
             begin_read_only(conn)
             found = conn.execute(self.statement(bookmark, limit))
-            names = list(found.keys())
-            rows = [dict(zip(names, row)) for row in found]
-            lines = self.lines.read(conn, [r[self.lines.cfg.match] for r in rows]) if self.lines else {}
+            # The DBAPI cursor's own tuples: the columns are untyped (no result processing),
+            # and SQLAlchemy's Row objects cost a sixth of a poll.
+            rows: list[Sequence[Any]] = list(found.cursor.fetchall())
+            found.close()
+            lines = self.lines.read(conn, [r[self._imatch] for r in rows]) if self.lines else {}
             full = len(rows) >= limit
             present = self._keys(conn) if reconcile and not full and self._reconcile_due() else None
             conn.rollback()
@@ -141,34 +151,34 @@ class SqlConnector(Connector):
         seen: dict[str, Any] | None = dict(bookmark.get("seen", {})) if cfg.lookback else None
         known: set[str] | None = set(bookmark.get("known", [])) if cfg.reconcile is not None else None
         hwm = bookmark.get("hwm")
-        top = cur.decode(hwm) if hwm is not None else None  # hwm, decoded once
+        icursor = self._icursor
+        records, dead = result.records, result.dead
         for row in rows:
-            value = row[cfg.cursor]
-            enc = cur.encode(value) if seen is not None else None
-            if top is None or top < value:
-                top = value
             try:
-                key = make_key(row, cfg.key)
+                key = self._key(row)
                 if seen is not None:
+                    enc = cur.encode(row[icursor])
                     if seen.get(key) == enc:
                         continue  # read again by the lookback scan: emitted (or reported) already
                     seen[key] = enc
                 record = self._record(row, key, lines, now)
             except (MappingError, LineError) as exc:
-                result.dead.append(self._dead_letter(row, exc))
+                dead.append(self._dead_letter(row, exc))
                 continue
             if known is not None:
-                known.add(record.key)
-            result.records.append(record)
-        if top is not None and (hwm is None or cur.decode(hwm) < top):
-            hwm = cur.encode(top)
+                known.add(key)
+            records.append(record)
+        if rows and (cfg.lookback is not None or cfg.reconcile is not None):
+            top = max(row[icursor] for row in rows)
+            if hwm is None or cur.decode(hwm) < top:
+                hwm = cur.encode(top)
         if not rows and present is None and not cfg.lookback:
             return result  # nothing new: the bookmark stands
         new: dict[str, Any] = dict(bookmark)
         if rows and (full or not cfg.lookback):
             last = rows[-1]
-            new["cursor"] = cur.encode(last[cfg.cursor])
-            new["key"] = [cur.encode(last[k]) for k in cfg.key]
+            new["cursor"] = cur.encode(last[icursor])
+            new["key"] = [cur.encode(last[at[k]]) for k in cfg.key]
         elif cfg.lookback and hwm is not None:
             # The scan reached the end: the next one starts `lookback` before the highest cursor.
             low = cur.shift_back(cur.decode(hwm), cfg.lookback, cfg.cursor)
@@ -212,30 +222,25 @@ class SqlConnector(Connector):
         return keys
 
     def _record(
-        self, row: dict[str, Any], key: str, lines: dict[Any, list[dict[str, Any]]], now: datetime
+        self, row: Sequence[Any], key: str, lines: dict[Any, list[dict[str, Any]]], now: datetime
     ) -> ChangeRecord:
         cfg = self.config
-        fields = cfg.mapping.apply(row)
+        fields = self._fields(row)
         if self.lines is not None:
-            fields["lines"] = self.lines.lines_of(row, lines)
-        ts, seq = cur.ts_and_seq(row[cfg.cursor], now, cfg.timezone)
-        actor = row.get(cfg.actor) if cfg.actor else None
-        return ChangeRecord(
-            source=cfg.id,
-            entity=cfg.entity,
-            key=key,
-            op="upsert",
-            ts=ts,
-            seq=seq,
-            fields=fields,
-            actor=None if actor is None or str(actor).strip() == "" else str(actor).strip(),
-        )
+            fields["lines"] = self.lines.lines_of(row[self._imatch], lines)
+        ts, seq = cur.ts_and_seq(row[self._icursor], now, cfg.timezone)
+        actor = row[self._iactor] if self._iactor is not None else None
+        if actor is not None:
+            actor = (actor if type(actor) is str else str(actor)).strip() or None
+        return ChangeRecord(source=cfg.id, entity=cfg.entity, key=key, op="upsert", ts=ts, seq=seq, fields=fields,
+                            actor=actor)
 
     def _delete(self, key: str, seq: int | str, now: datetime) -> ChangeRecord:
         cfg = self.config
         return ChangeRecord(source=cfg.id, entity=cfg.entity, key=key, op="delete", ts=now, seq=seq)
 
-    def _dead_letter(self, row: dict[str, Any], exc: MappingError | LineError) -> DeadLetter:
+    def _dead_letter(self, values: Sequence[Any], exc: MappingError | LineError) -> DeadLetter:
+        row = dict(zip(self._columns, values, strict=True))
         try:
             key: str | None = make_key(row, self.config.key)
         except MappingError:

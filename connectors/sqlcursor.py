@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from connectors.dates import parse_date
@@ -111,7 +112,7 @@ def ts_and_seq(cursor: Any, now: datetime, tz: tzinfo) -> tuple[datetime, int | 
     """ts = the cursor when it is a time (naive = `tz`), else now; seq = the cursor."""
     if isinstance(cursor, datetime):
         when = cursor if cursor.tzinfo is not None else cursor.replace(tzinfo=tz)
-        return when, when.astimezone(UTC).isoformat(timespec="microseconds")
+        return when, utc_text(when)
     if is_integral(cursor):
         return now, int(cursor)  # an id, even as text: never an Excel serial date
     parsed: date | datetime | None = None
@@ -124,15 +125,24 @@ def ts_and_seq(cursor: Any, now: datetime, tz: tzinfo) -> tuple[datetime, int | 
         return now, str(cursor)
     if not isinstance(parsed, datetime):
         parsed = datetime.combine(parsed, time(), tzinfo=tz)
-    # Fixed-width UTC text, so that seq strings sort as the times do.
-    return parsed, parsed.astimezone(UTC).isoformat(timespec="microseconds")
+    return parsed, utc_text(parsed)
+
+
+def utc_text(when: datetime) -> str:
+    """`when` (aware) in UTC as fixed-width ISO text, so that seq strings sort as the times do:
+    what isoformat(timespec="microseconds") writes."""
+    when = when.astimezone(UTC)
+    # orjson writes the same text as CPython's isoformat (for UTC) in a fifth of the time,
+    # which was a tenth of the sql connector's time per row; it leaves out a zero fraction.
+    text = orjson.dumps(when).decode()[1:-1]
+    return text if when.microsecond else f"{text[:19]}.000000{text[19:]}"
 
 
 def delete_seq(hwm: Any, now: datetime) -> int | str:
     """The seq of a delete found by reconciliation: after every seq read so far."""
     if is_integral(hwm):
         return int(hwm) + 1
-    stamp = now.astimezone(UTC).isoformat(timespec="microseconds")
+    stamp = utc_text(now)
     if hwm is None:
         return stamp
     _, last = ts_and_seq(hwm, now, UTC)
