@@ -37,14 +37,10 @@ from engine import backtest
 from engine.evaluator import Evaluator
 from engine.facts import build_fact
 from engine.rules import load_rules
+from engine.schedule import Schedule  # the live pipeline's deadline heaps
 from engine.simulate import sort_records
 from engine.state import EntityState, apply_record
 from orderwatch.record import ChangeRecord
-
-try:  # the pipeline's deadline schedule (engine/schedule.py once it moves out of the pipeline)
-    from engine.schedule import Schedule  # type: ignore[import-not-found]
-except ImportError:
-    from engine.pipeline import Schedule
 
 TARGET_RATE, TARGET_TICK, TARGET_BYTES = 0.5, 1.5, 2048
 START = datetime(2025, 3, 3, tzinfo=UTC)

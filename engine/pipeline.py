@@ -19,11 +19,10 @@ so Faust assigns partition p of both to the same worker.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -34,6 +33,7 @@ from engine.aggregate import Contribution
 from engine.changelog import MARKER_KEY, Output
 from engine.evaluator import Evaluator
 from engine.reload import RuleReloader
+from engine.schedule import Schedule
 from engine.state import EntityState, apply_record
 from orderwatch import gcpolicy, metrics
 from orderwatch.alert import AlertEvent
@@ -55,28 +55,6 @@ class Stats:
     contributions: int = 0
     ticks: int = 0
     reloads: int = 0
-
-
-@dataclass
-class Schedule:
-    """Per-partition min-heaps of (due, key); stale entries are skipped on pop."""
-
-    partitions: frozenset[int] = frozenset()
-    heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
-
-    def push(self, partition: int, due: float | None, key: str) -> None:
-        if due is not None and partition in self.partitions:
-            heapq.heappush(self.heaps.setdefault(partition, []), (due, key))
-
-    def pop_due(self, partition: int, now: float) -> list[str]:
-        heap = self.heaps.get(partition, [])
-        keys: list[str] = []
-        while heap and heap[0][0] <= now:
-            keys.append(heapq.heappop(heap)[1])
-        return keys
-
-    def pending(self) -> int:
-        return sum(len(h) for h in self.heaps.values())
 
 
 class Engine:
