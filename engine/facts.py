@@ -8,7 +8,7 @@ matching a `changed:` spec, and comparisons between two fields of one line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine.clock import business_seconds, from_business_seconds, to_epoch
@@ -74,12 +74,17 @@ def _line_check(check: LineCheck, line: dict[str, Any]) -> bool | None:
     return {"lt": left < right, "le": left <= right, "gt": left > right, "ge": left >= right}[c.op]
 
 
-def _line_fact(spec: FactSpec, line: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in spec.line_values:
-        value = line.get(name)
+def _put_values(out: dict[str, Any], source: dict[str, Any], names: Iterable[str]) -> None:
+    """The scalar values of `names` (durable_rules compares those; the rest stays out)."""
+    for name in names:
+        value = source.get(name)
         if value is not None and isinstance(value, _SCALAR):
             out[name] = value
+
+
+def _line_fact(spec: FactSpec, line: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _put_values(out, line, spec.line_values)
     _put_times(out, line, spec.line_time_props)  # type: ignore[attr-defined]
     for check in spec.line_checks:
         result = _line_check(check, line)
@@ -93,10 +98,7 @@ def build_fact(spec: FactSpec, fields: dict[str, Any], history: Sequence[Any], n
     fact: dict[str, Any] = {NOW: now}
     if spec.now_business:
         fact[NOW_B] = business_seconds(now)
-    for name in spec.values:
-        value = fields.get(name)
-        if value is not None and isinstance(value, _SCALAR):
-            fact[name] = value
+    _put_values(fact, fields, spec.values)
     _put_times(fact, fields, spec.time_props)  # type: ignore[attr-defined]
     for computed in spec.computed:
         value = compute(computed.expr, fields)

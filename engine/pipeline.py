@@ -52,7 +52,6 @@ class Stats:
     records: int = 0
     dead: int = 0
     alert_events: int = 0
-    contributions: int = 0
     ticks: int = 0
     reloads: int = 0
 
@@ -97,12 +96,13 @@ class Engine:
         value = self._table_of(entity_key).data.get(entity_key)
         return cast(EntityState, value) if isinstance(value, dict) else None
 
-    def count_derived(self) -> int:
-        return len(self.derived_table.data) - (MARKER_KEY in self.derived_table.data)
-
     def count(self) -> int:
         """Entities held (the table minus its changelog marker), without walking them."""
-        return len(self.table.data) - (MARKER_KEY in self.table.data)
+        return _held(self.table)
+
+    def count_derived(self) -> int:
+        """Derived entities held, likewise."""
+        return _held(self.derived_table)
 
     def states(self) -> list[EntityState]:
         return [cast(EntityState, v) for k, v in self.table.data.items() if k != MARKER_KEY and isinstance(v, dict)]
@@ -112,10 +112,13 @@ class Engine:
     async def _process(self, stream: Any) -> None:
         # A batch of messages shares one changelog batch and one alerts message per
         # partition; Faust acks the events after the body has run (after those writes).
+        await self._consume(stream, self.handle)
+
+    async def _consume(self, stream: Any, handler: Callable[[list[tuple[bytes, int, int]]], Any]) -> None:
         async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_wait):
             with gcpolicy.batch():
                 async with self._lock:
-                    await self.handle([(e.message.value, e.message.partition, e.message.offset) for e in events])
+                    await handler([(e.message.value, e.message.partition, e.message.offset) for e in events])
 
     async def handle(self, messages: list[tuple[bytes, int, int]]) -> None:
         """Merge and evaluate (value, partition, offset) messages in order; emit per partition.
@@ -167,7 +170,6 @@ class Engine:
         if shares:
             await asyncio.gather(*(self.output.send_json(self.settings.derived_topic, docs, partition=p)
                                    for p, docs in shares.items()))
-            self.stats.contributions += sum(len(docs) for docs in shares.values())
         await asyncio.gather(*(
             self._write(partition, touched, self.table) for partition, touched in touched_by_p.items() if touched
         ))
@@ -176,11 +178,7 @@ class Engine:
     # --- the derived path ---------------------------------------------------
 
     async def _fold(self, stream: Any) -> None:
-        async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_wait):
-            with gcpolicy.batch():
-                async with self._lock:
-                    await self.handle_derived([(e.message.value, e.message.partition, e.message.offset)
-                                               for e in events])
+        await self._consume(stream, self.handle_derived)
 
     async def handle_derived(self, messages: list[tuple[bytes, int, int]]) -> None:
         """Fold (value, partition, offset) messages of contributions into derived states; evaluate."""
@@ -323,11 +321,12 @@ class Engine:
         events = self.evaluator.evaluate(states.values(), now)
         metrics.RULE_EVALUATIONS.labels(trigger).inc(len(states))
         await self._send_alerts(partition, events)
-        derived = {ek: s for ek, s in states.items() if s["entity"] in self.derived_entities}
-        plain = {ek: s for ek, s in states.items() if ek not in derived}
-        for table, part in ((self.table, plain), (self.derived_table, derived)):
-            if part:
-                await self._write(partition, part, table)
+        by_table: dict[int, tuple[Any, dict[str, EntityState]]] = {}
+        for ek, state in states.items():
+            table = self._table_of(ek)
+            by_table.setdefault(id(table), (table, {}))[1][ek] = state
+        for table, part in by_table.values():
+            await self._write(partition, part, table)
 
     # --- hot reload ---------------------------------------------------------
 
@@ -364,3 +363,8 @@ class Engine:
             for partition, states in sorted(by_p.items()):
                 await self._evaluate_and_write(partition, states, now, "reload")
         return True
+
+
+def _held(table: Any) -> int:
+    """A table's entries minus its changelog marker, without walking them."""
+    return len(table.data) - (MARKER_KEY in table.data)
