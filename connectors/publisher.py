@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-import orjson
 from aiokafka import AIOKafkaProducer
 
-from orderwatch.record import ChangeRecord, DeadLetter
+from orderwatch.record import ChangeRecord, DeadLetter, encode_batch
 from orderwatch.topics import partition_for
 
 MAX_BATCH = 500
@@ -60,7 +59,7 @@ class Publisher:
         for partition, group in groups.items():
             for i in range(0, len(group), MAX_BATCH):
                 chunk = group[i : i + MAX_BATCH]
-                value = orjson.dumps([r.to_dict() for r in chunk], default=str)
+                value = encode_batch(chunk)
                 key = chunk[0].entity_key.encode() if len(chunk) == 1 else None
                 futures.append(
                     await self.producer.send(

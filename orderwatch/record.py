@@ -132,7 +132,11 @@ class ChangeRecord:
 
 def encode_batch(records: list[ChangeRecord]) -> bytes:
     """Serialise records for one Kafka message (a JSON array)."""
-    return json.dumps([r.to_dict() for r in records], ensure_ascii=False, default=str).encode()
+    docs = [r.to_dict() for r in records]
+    try:
+        return orjson.dumps(docs, default=str)  # a fifth of the json module's time
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: the json module takes it
+        return json.dumps(docs, ensure_ascii=False, default=str).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from connectors.base import BookmarkStore
-from connectors.mapping import FieldMapping, FieldSpec
+from connectors.mapping import FieldMapping, FieldSpec, MappingError
 from connectors.sql import SqlConfig, SqlConnector, begin_read_only
 from tests.dbservers import server_url, unique_name
 
@@ -306,3 +306,83 @@ def test_postgresql_timestamptz_keeps_its_instant_across_a_resume() -> None:
     finally:
         table.drop(engine)
         engine.dispose()
+
+
+@pytest.mark.integration
+def test_postgresql_numeric_amounts_read_the_same_in_every_batch() -> None:
+    """After the first batch, NUMERIC columns mapped as `number` are read as double precision
+    (no Decimal per cell): they must give what the mapping makes of the Decimal."""
+    url = server_url("postgresql")
+    engine = sa.create_engine(url)
+    table = sa.Table(
+        unique_name("ow_num"),
+        sa.MetaData(),
+        sa.Column("po_number", sa.String(32), primary_key=True),
+        sa.Column("amount", sa.Numeric(30, 4)),
+        sa.Column("updated_at", sa.DateTime(timezone=True)),
+    )
+    table.create(engine)
+    amounts = [Decimal("1234.5000"), Decimal("200.0000"), Decimal("0.1000"), Decimal("-0.0000"),
+               Decimal("12345678901234567890.1200"), Decimal("9007199254740993.0000"), Decimal("NaN")]
+    expected: list[Any] = [1234.5, 200, 0.1, 0, 1.2345678901234567e19, 9007199254740992.0, None]
+    try:
+        at = datetime(2025, 3, 5, tzinfo=UTC)
+        with engine.begin() as c:
+            c.execute(table.insert(), [
+                {"po_number": f"PO-{i}-{j}", "amount": a, "updated_at": at + timedelta(minutes=2 * i + j)}
+                for i, a in enumerate(amounts) for j in range(2)
+            ])
+        cfg = SqlConfig(id="pg", entity="purchase_order", url=url, key=("po_number",), cursor="updated_at",
+                        mapping=FieldMapping((FieldSpec("amount", "amount", "number"),)), table=table.name,
+                        batch_size=1)
+        conn = SqlConnector(cfg)
+        got: dict[str, Any] = {}
+        reasons = []
+        for _ in range(2 * len(amounts) + 1):
+            result = conn.poll()
+            got.update({r.key: r.fields["amount"] for r in result.records})
+            reasons += [d.reason for d in result.dead]
+            conn.commit(result)
+        assert "DOUBLE PRECISION" in str(conn.statement({}))  # the later batches took that path
+        conn.close()
+        as_decimal = cfg.mapping.apply
+        for i, value in enumerate(expected[:-1]):
+            assert repr(as_decimal({"amount": amounts[i]})["amount"]) == repr(value)
+            for j in range(2):
+                assert repr(got[f"PO-{i}-{j}"]) == repr(value), (i, j, got[f"PO-{i}-{j}"])
+        assert len(reasons) == 2 and all("not a finite number" in r for r in reasons), reasons
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+def test_a_batch_of_driver_rows_maps_as_each_row_alone_would() -> None:
+    """The sql connector maps a batch of driver tuples a column at a time; every row must come
+    out as FieldMapping.apply makes it, a bad row as the error of its first bad field."""
+    mapping = FieldMapping((
+        FieldSpec("supplier", "supplier_name"), FieldSpec("due", "due", "date"),
+        FieldSpec("qty", "qty", "integer"), FieldSpec("amount", "amount", "number"),
+        FieldSpec("paid", "paid", "bool"),
+    ))
+    columns = ["supplier_name", "due", "qty", "amount", "paid"]
+    rows = [
+        ("  Acme  ", date(2025, 3, 5), 10, Decimal("12.50"), True),
+        ("", "2025年3月5日", "12", 3.0, "是"),  # text everywhere: the converters' own paths
+        (None, datetime(2025, 3, 5, 0, 0), None, Decimal("1E+3"), None),
+        ("Nordic", "someday", "x", float("nan"), "perhaps"),  # several bad cells: the first reports
+        ("Big", 45721, 7, 2**60, 0),  # an Excel serial day; an integer past 2**53
+        ("Last", date(2025, 1, 1), 1, float("inf"), False),
+    ]
+    read = mapping.reader(columns)(rows)
+    assert len(read) == len(rows)
+    for row, got in zip(rows, read, strict=True):
+        try:
+            expected: Any = mapping.apply(dict(zip(columns, row, strict=True)))
+        except MappingError as exc:
+            assert isinstance(got, MappingError), (row, got)
+            assert (got.field, got.text, str(got)) == (exc.field, exc.text, str(exc))
+            continue
+        assert repr(got) == repr(expected), row
+    assert [type(r).__name__ for r in read] == ["dict", "dict", "dict", "MappingError", "dict", "MappingError"]
+    assert read[0] == {"supplier": "Acme", "due": "2025-03-05", "qty": 10, "amount": 12.5, "paid": True}
+    assert read[3].field == "due"  # type: ignore[union-attr]
