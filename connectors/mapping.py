@@ -125,8 +125,8 @@ class FieldMapping:
                                 values[j] = None
                 converted.append(values)
             out: list[dict[str, Any] | MappingError] = [dict(zip(names, v, strict=True)) for v in zip(*converted)]
-            for j, exc in failed.items():
-                out[j] = exc
+            for j, error in failed.items():
+                out[j] = error
             return out
 
         return read

@@ -166,12 +166,16 @@ class SqlConnector(Connector):
             conn.rollback()
         return _Read(rows, lines, present)
 
-    def _read_ahead(self, after: Sequence[Any], limit: int) -> None:
-        """Start reading the batch after `after` (the last row's cursor and key values) while
-        this one is mapped and published: the database works on it meanwhile."""
+    def _after(self, row: Sequence[Any]) -> dict[str, Any]:
+        """The scan position just after `row`: its cursor and key values, bookmark-encoded."""
+        return {"cursor": cur.encode(row[self._icursor]),
+                "key": [cur.encode(row[self._at[k]]) for k in self.config.key]}
+
+    def _read_ahead(self, position: dict[str, Any], limit: int) -> None:
+        """Start reading the batch at `position` while this one is mapped and published: the
+        database works on it meanwhile."""
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sql-{self.id}")
-        position = {"cursor": cur.encode(after[0]), "key": [cur.encode(v) for v in after[1:]]}
         self._ahead = (_position(position, limit), self._reader.submit(self._read, position, limit, False))
 
     def _take_ahead(self, bookmark: Mapping[str, Any], limit: int) -> _Read | None:
@@ -188,15 +192,14 @@ class SqlConnector(Connector):
 
     def _poll(self, bookmark: Mapping[str, Any], limit: int, reconcile: bool) -> PollResult:
         cfg = self.config
-        at = self._at
         read = self._take_ahead(bookmark, limit) if reconcile else None
         if read is None:
             read = self._read(bookmark, limit, reconcile)
         rows, lines, present = read.rows, read.lines, read.present
         full = len(rows) >= limit
-        if full and reconcile:
-            last = rows[-1]
-            self._read_ahead([last[self._icursor], *(last[at[k]] for k in cfg.key)], limit)
+        after = self._after(rows[-1]) if rows and (full or not cfg.lookback) else None
+        if full and reconcile and after is not None:
+            self._read_ahead(after, limit)
         result = PollResult(rows_read=len(rows), more=full)
         now = datetime.now(UTC)
         seen: dict[str, Any] | None = dict(bookmark.get("seen", {})) if cfg.lookback else None
@@ -228,10 +231,8 @@ class SqlConnector(Connector):
         if not rows and present is None and not cfg.lookback:
             return result  # nothing new: the bookmark stands
         new: dict[str, Any] = dict(bookmark)
-        if rows and (full or not cfg.lookback):
-            last = rows[-1]
-            new["cursor"] = cur.encode(last[icursor])
-            new["key"] = [cur.encode(last[at[k]]) for k in cfg.key]
+        if after is not None:
+            new.update(after)
         elif cfg.lookback and hwm is not None:
             # The scan reached the end: the next one starts `lookback` before the highest cursor.
             low = cur.shift_back(cur.decode(hwm), cfg.lookback, cfg.cursor)

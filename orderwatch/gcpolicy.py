@@ -64,11 +64,13 @@ def batch() -> Iterator[None]:
     whose full collection thaws them, see `install`)."""
     global _last_freeze
     with paused():
-        yield
-        now = time.monotonic()
-        if now - _last_freeze >= FREEZE_SECONDS:
-            gc.freeze()
-            _last_freeze = now
+        try:
+            yield
+        finally:
+            now = time.monotonic()
+            if now - _last_freeze >= FREEZE_SECONDS:
+                gc.freeze()
+                _last_freeze = now
 
 
 def install(app: faust.App) -> None:
