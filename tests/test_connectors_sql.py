@@ -386,3 +386,21 @@ def test_a_batch_of_driver_rows_maps_as_each_row_alone_would() -> None:
     assert [type(r).__name__ for r in read] == ["dict", "dict", "dict", "MappingError", "dict", "MappingError"]
     assert read[0] == {"supplier": "Acme", "due": "2025-03-05", "qty": 10, "amount": 12.5, "paid": True}
     assert read[3].field == "due"  # type: ignore[union-attr]
+
+
+def test_a_poll_that_was_not_published_is_read_again(db: Db) -> None:
+    """A full batch starts reading the next one ahead; if the batch is not published (the
+    runner does not commit it), the next poll must read that batch again, not skip to the one
+    read ahead."""
+    db.insert(db.orders, *(order(f"PO-{i}", T0 + timedelta(seconds=i)) for i in range(5)))
+    conn = SqlConnector(orders_config(db, batch_size=2))
+    first = conn.poll()
+    again = conn.poll()  # not committed: the same bookmark
+    assert [r.key for r in again.records] == [r.key for r in first.records] == ["PO-0", "PO-1"]
+    conn.commit(again)
+    keys = []
+    while (result := conn.poll()).records:
+        keys += [r.key for r in result.records]
+        conn.commit(result)
+    conn.close()
+    assert keys == ["PO-2", "PO-3", "PO-4"]
