@@ -130,12 +130,21 @@ class ChangeRecord:
         return out
 
 
+def _wire_default(value: Any) -> Any:
+    """What orjson does not write itself: read-only mappings as objects, the rest as text."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
 def encode_batch(records: list[ChangeRecord]) -> bytes:
-    """Serialise records for one Kafka message (a JSON array)."""
-    docs = [r.to_dict() for r in records]
+    """Serialise records for one Kafka message (a JSON array).
+
+    orjson writes the dataclasses itself (ts as isoformat writes it), with no Python per
+    record: building a dict per record first cost twice the encoding. Absent optional
+    fields (`changed`, `actor`) go out as null, which `from_dict` reads as absent."""
     try:
-        return orjson.dumps(docs, default=str)  # a fifth of the json module's time
+        return orjson.dumps(records, default=_wire_default)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits: the json module takes it
+        docs = [r.to_dict() for r in records]
         return json.dumps(docs, ensure_ascii=False, default=str).encode()
 
 
@@ -173,6 +182,14 @@ def decode_message(value: bytes | str, source: str = "kafka") -> tuple[list[Chan
         except (ValueError, UnicodeDecodeError) as exc:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
             return [], [DeadLetter(f"not JSON: {exc}", None, text[:4096], source)]
+    records, dead = _validate(data, source)
+    if any(d.field == "seq" and isinstance(d.payload, dict) and type(d.payload.get("seq")) is float for d in dead):
+        # orjson reads an integer beyond 64 bits as a float; the json module keeps it exact.
+        records, dead = _validate(json.loads(value), source)
+    return records, dead
+
+
+def _validate(data: Any, source: str) -> tuple[list[ChangeRecord], list[DeadLetter]]:
     items = data if isinstance(data, list) else [data]
     records: list[ChangeRecord] = []
     dead: list[DeadLetter] = []

@@ -168,7 +168,8 @@ def test_bearer_tokens_and_mapped_rows(broker: EmbeddedBroker, tmp_path: Path) -
             upsert, delete = await ep.changes()
             assert upsert == {"source": "mes-push", "entity": "sales_order", "key": "SO-7", "op": "upsert",
                               "ts": "2025-03-05T09:30:00+00:00", "seq": 3,
-                              "fields": {"customer": "北方钢材", "promised_date": "2025-03-20"}, "actor": "王芳"}
+                              "fields": {"customer": "北方钢材", "promised_date": "2025-03-20"}, "changed": None,
+                              "actor": "王芳"}
             assert (delete["op"], delete["seq"], delete["fields"]) == ("delete", 4, {})
 
     asyncio.run(go())
