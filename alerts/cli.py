@@ -14,6 +14,7 @@ import getpass
 import json
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from alerts.states import STATES
@@ -84,10 +85,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from alerts.store import AlertStore
-    from orderwatch.config import load_settings
+    import sqlalchemy as sa
 
-    return AlertStore(load_settings(args.config, {"store": args.store, "datadir": args.datadir}).store_url)
+    from alerts.store import AlertStore
+    from orderwatch.config import SettingError, load_settings
+
+    url = load_settings(args.config, {"store": args.store, "datadir": args.datadir}).store_url
+    parsed = sa.make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).exists():
+        # Not created here: a mistyped --datadir would otherwise show an empty store.
+        raise SettingError(f"no alert store at {parsed.database}: start a worker first, or point "
+                           "--datadir or --store at the store a worker writes")
+    return AlertStore(url)
 
 
 def _now() -> datetime:
@@ -162,8 +172,11 @@ def cmd_act(args: argparse.Namespace) -> int:
             return 2
         found += [a.fingerprint for a in store.list(state=list(OPEN_STATES), entity=entity, key=key)]
     if not found and not missing:
-        print(f"alerts {args.verb}: name alerts by fingerprint or --order ENTITY:KEY", file=sys.stderr)
-        return 2
+        if not args.order:
+            print(f"alerts {args.verb}: name alerts by fingerprint or --order ENTITY:KEY", file=sys.stderr)
+            return 2
+        print(f"alerts {args.verb}: no open alert for {', '.join(args.order)}", file=sys.stderr)
+        return 1  # nothing changed
     act = store.acknowledge if args.verb == "ack" else store.resolve
     changed = act(found, args.by or getpass.getuser(), args.comment, _now())
     if args.format == "json":

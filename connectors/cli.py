@@ -67,8 +67,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = {"broker": args.broker, "app_id": args.app_id, "datadir": args.datadir,
                  "partitions": args.partitions}
-    if args.app_id:
-        overrides["topic_prefix"] = args.app_id
     settings = load_settings(args.config, overrides)
     logging.basicConfig(level=_LEVELS.get(settings.log_level, logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -27,7 +27,7 @@ engine/accounts.py (`customer_account`, keyed by customer).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, Protocol
 
 from engine.state import Change, EntityState, diff, is_newer
@@ -86,7 +86,7 @@ def _load_shipped() -> None:
     import engine.stock  # noqa: F401
 
 
-@lru_cache(maxsize=None)
+@cache
 def _views_fed_by(entity: str) -> tuple[View, ...]:
     return tuple(v for v in views() if entity in v.sources)
 

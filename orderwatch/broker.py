@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO, Self
 
 PR_SET_PDEATHSIG = 1
 
@@ -64,6 +65,7 @@ class EmbeddedBroker:
         self.host = host
         self.port = port or free_port(host)
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -73,10 +75,10 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+    def start(self, timeout: float = 15.0) -> Self:
         listener = f"tcp://{self.host}:{self.port}"
         # A file, not a pipe: a chatty broker must never block on a full pipe.
-        self._log = tempfile.TemporaryFile()
+        log = self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open while the broker runs; stop() closes it
         self.process = subprocess.Popen(
             [
                 str(tansu_binary()),
@@ -91,14 +93,14 @@ class EmbeddedBroker:
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            preexec_fn=_die_with_parent,
+            stderr=log,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, before exec; no locks taken
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self._log.seek(0)
-                err = self._log.read().decode(errors="replace")
+                log.seek(0)
+                err = log.read().decode(errors="replace")
                 raise BrokerError(f"embedded broker exited with {self.process.returncode}: {err[-2000:]}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
@@ -110,16 +112,18 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from orderwatch.config import SettingError
 from orderwatch.yamlsrc import SourceError
 
 
@@ -29,10 +30,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from orderwatch.config import load_settings
 
     keys = ("broker", "store", "rules", "datadir", "web_host", "web_port", "partitions", "app_id", "tick_seconds")
-    overrides = {k: getattr(args, k, None) for k in keys}
-    if overrides["app_id"]:
-        overrides["topic_prefix"] = overrides["app_id"]
-    return load_settings(args.config, overrides)
+    return load_settings(args.config, {k: getattr(args, k, None) for k in keys})
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -79,30 +77,31 @@ def cmd_produce(args: argparse.Namespace) -> int:
     settings = _settings(args)
     bootstrap = bootstrap_of(settings.broker)
 
+    good: list[ChangeRecord] = []
+    bad: list[bytes] = []
+    with open(args.file, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                good.append(ChangeRecord.from_dict(json.loads(line)))
+            except (ValueError, InvalidRecord):
+                bad.append(line.strip().encode())  # the engine validates again and dead-letters it with the reason
+
     async def go() -> int:
         await ensure_topics(bootstrap, settings)
         publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
         raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
         await publisher.start()
         await raw.start()
-        good: list[ChangeRecord] = []
-        bad = 0
         try:
-            with open(args.file, encoding="utf-8") as fh:
-                for line in fh:
-                    if not line.strip():
-                        continue
-                    try:
-                        good.append(ChangeRecord.from_dict(json.loads(line)))
-                    except (ValueError, InvalidRecord):
-                        # The engine validates again and dead-letters it with the reason.
-                        await raw.send_and_wait(settings.changes_topic, line.strip().encode(), partition=0)
-                        bad += 1
+            for line in bad:
+                await raw.send_and_wait(settings.changes_topic, line, partition=0)
             await publisher.publish(good)
         finally:
             await publisher.stop()
             await raw.stop()
-        print(f"published {len(good)} records, {bad} invalid lines sent for dead-lettering")
+        print(f"published {len(good)} records, {len(bad)} invalid lines sent for dead-lettering")
         return 0
 
     return asyncio.run(go())
@@ -152,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as exc:
         for pos, msg in exc.problems:
             print(f"{pos}: {msg}", file=sys.stderr)
+        return 2
+    except SettingError as exc:
+        print(f"orderwatch: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -64,6 +64,11 @@ class Settings:
 _KEYS = {f.name for f in fields(Settings)} - {"extra"}
 
 
+class SettingError(ValueError):
+    """A setting that cannot be used: a bad environment value, a store that is not there
+    (mistakes in the config file are SourceErrors, with their line)."""
+
+
 def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings, name, None) if name != "rules" else ()
     if name == "rules":
@@ -81,7 +86,7 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(default, float):
         return float(value)
     if not isinstance(value, str):
-        raise ValueError(f"{name} is a string")
+        raise ValueError(f"{name} is a string")  # noqa: TRY004 - the loader reports every ValueError as a config mistake
     return value
 
 
@@ -112,10 +117,16 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
         if "rules" in values:
             values["rules"] = tuple(str(base / r) if not Path(r).is_absolute() else r for r in values["rules"])
     for key in _KEYS:
-        env = os.environ.get(f"ORDERWATCH_{key.upper()}")
+        name = f"ORDERWATCH_{key.upper()}"
+        env = os.environ.get(name)
         if env is not None:
-            values[key] = _coerce(key, env)
+            try:
+                values[key] = _coerce(key, env)
+            except (TypeError, ValueError) as exc:
+                raise SettingError(f"{name}={env!r}: {exc}") from None
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value)
+    if "app_id" in values and "topic_prefix" not in values:
+        values["topic_prefix"] = values["app_id"]  # each app its own topics, unless told otherwise
     return replace(Settings(), **values)

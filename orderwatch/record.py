@@ -8,9 +8,10 @@ all hash to the partition the message was sent to.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ def parse_ts(value: Any, field_name: str = "ts") -> datetime:
         parsed = value
     elif isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value)  # Python 3.11 reads a trailing Z itself
         except ValueError:
             raise InvalidRecord(field_name, f"not an ISO 8601 timestamp: {value!r}") from None
     else:
@@ -57,7 +58,7 @@ class ChangeRecord:
     op: Op
     ts: datetime
     seq: Seq
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     changed: Mapping[str, tuple[Any, Any]] | None = None
     actor: str | None = None
 
@@ -156,8 +157,9 @@ class DeadLetter:
     field: str | None
     payload: Any
     source: str
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    where: Mapping[str, Any] = field(default_factory=dict)
+    # dataclasses.field in full: this class has an attribute named `field`.
+    at: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
+    where: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

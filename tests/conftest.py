@@ -31,9 +31,9 @@ def tansu_pids(parent: int | None = None) -> set[int]:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"/tansu") and b"broker" in cmd:
-            if parent is None or parent_of(int(entry.name)) == parent:
-                pids.add(int(entry.name))
+        if (cmd and cmd[0].endswith(b"/tansu") and b"broker" in cmd
+                and (parent is None or parent_of(int(entry.name)) == parent)):
+            pids.add(int(entry.name))
     return pids
 
 
@@ -88,7 +88,7 @@ class WorkerProc:
                 "worker", "--broker", broker_url, "--app-id", app_id, "--datadir", str(datadir / str(self.port)),
                 "--web-port", str(self.port), "--store", store, "--tick", str(tick), *extra,
             ],
-            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115 - the worker's log, open as long as it runs
         )
 
     @property

@@ -68,6 +68,8 @@ def test_ack_and_resolve_by_order(store: str) -> None:
     assert AlertStore(store).get(event("PO-2").fingerprint).resolved_by == "wang.fang"
     missing = cli("ack", "ffff0000", "--store", store)
     assert missing.returncode == 1 and "not found ffff0000" in missing.stderr
+    again = cli("ack", "--order", "purchase_order:PO-2", "--store", store)  # resolved already: nothing open
+    assert again.returncode == 1 and "no open alert for purchase_order:PO-2" in again.stderr
 
 
 def test_silence_add_list_expire(store: str) -> None:

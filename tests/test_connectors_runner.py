@@ -166,9 +166,8 @@ def test_sheets_with_chinese_headers_send_bad_dates_to_the_dead_letter_topic(
     folder = tmp_path / "sheets"
     folder.mkdir()
     header = "订单号,供应商,负责人,交货日期,数量"
-    (folder / "华南.csv").write_bytes("\r\n".join([
-        header, "GZ-1,华东五金,张伟,2025/3/5,10", "GZ-2,深圳电子,王芳,2025年3月6日,5",
-        "GZ-3,北方钢材,李娜,下周三,1"]).encode("gbk"))
+    rows = [header, "GZ-1,华东五金,张伟,2025/3/5,10", "GZ-2,深圳电子,王芳,2025年3月6日,5", "GZ-3,北方钢材,李娜,下周三,1"]
+    (folder / "华南.csv").write_bytes("\r\n".join(rows).encode("gbk"))
     book = openpyxl.Workbook()
     ws = book.active
     ws.title = "华北"
