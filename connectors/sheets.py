@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
+# What people call their Chinese CSVs is rarely the exact codec: a "GB2312" file often holds
+# GBK's characters (喆, 堃) and a "GBK" one GB18030's. GB18030 decodes both to the same text.
+_SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030"}
 
 
 class SheetError(ValueError):
@@ -43,6 +46,14 @@ def detect_encoding(data: bytes) -> str:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
+        # GB18030 decodes almost any bytes, so a UTF-8 file with one stray byte (a Latin-1
+        # "ü" pasted in) would become mojibake in every row. In GBK text about one character
+        # in six happens to be valid UTF-8; far more valid than invalid is damaged UTF-8,
+        # and the decoding error then reports the file instead.
+        text = data.decode("utf-8", "replace")
+        bad = text.count("\ufffd")
+        if sum(1 for c in text if c > "\x7f") - bad > 4 * bad:
+            return "utf-8"
         return "gb18030"
     return "utf-8"
 
@@ -51,7 +62,7 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", header_r
     """Decode and split a CSV file; cells stripped, short rows padded."""
     name = detect_encoding(data) if encoding == "auto" else encoding
     try:
-        text = data.decode(name)
+        text = data.decode(_SUPERSET.get(codecs.lookup(name).name, name))
     except UnicodeDecodeError as exc:
         raise SheetError(
             f"cannot decode the file as {name}: {exc.reason} at byte {exc.start}"

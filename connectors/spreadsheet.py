@@ -55,7 +55,7 @@ class _Row:
     file: str
     sheet: str | None
     number: int
-    fields: dict[str, Any]
+    fields: dict[str, Any] | None  # None: the row does not map (already a dead letter)
     actor: str | None
 
 
@@ -169,24 +169,27 @@ class SpreadsheetConnector(Connector):
                 result.notices.append(Notice(f"row {number} is blank, between data rows", spot))
             for number, cells in sheet.rows:
                 result.rows_read += 1
+                leftovers = [(c, r) for c, r in sheet.merged.get(number, []) if c in needed]
                 try:
+                    # A merged key's hidden cells are blank, and "the key is blank" would not say why.
+                    keyed = [(c, r) for c, r in leftovers if c in cfg.key]
+                    if keyed:
+                        raise _merged("key", *keyed[0])
                     key = make_key(cells, cfg.key)
                 except MappingError as exc:
                     result.dead.append(self._dead(file, sheet, number, cells, exc))
                     continue
-                leftovers = [(c, r) for c, r in sheet.merged.get(number, []) if c in needed]
                 try:
                     if leftovers:
                         column, rng = leftovers[0]
-                        raise MappingError(
-                            column, column, "",
-                            f"cell is part of merged range {rng}: its value sits in the range's "
-                            "first cell; unmerge so that each row holds its own value",
-                        )
+                        names = [s.name for s in cfg.mapping.specs if s.column == column]
+                        raise _merged(names[0] if names else column, column, rng)
                     fields = cfg.mapping.apply(cells)
                 except MappingError as exc:
                     result.dead.append(self._dead(file, sheet, number, cells, exc))
                     unreadable.add(key)
+                    # Still a copy of its key: the key's other rows are not to be trusted either.
+                    found.setdefault(key, []).append(_Row(name, sheet.name, number, None, None))
                     continue
                 actor = cells.get(cfg.actor) if cfg.actor else None
                 actor_text = str(actor).strip() if actor not in (None, "") else None
@@ -213,6 +216,8 @@ class SpreadsheetConnector(Connector):
         snapshot: dict[str, dict[str, Any]] = {}
         origin: dict[str, str] = {}
         for key, row in sorted(good.items(), key=lambda item: (item[1].file, item[1].number)):
+            if row.fields is None:
+                continue  # its only row does not map: reported, and kept as it was below
             snapshot[key], origin[key] = row.fields, row.file
             old = old_rows.get(key)
             if old == row.fields:
@@ -302,3 +307,11 @@ class SpreadsheetConnector(Connector):
         payload = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
                    for k, v in cells.items()}
         return DeadLetter(str(exc), exc.field, payload, self.config.id, where=where)
+
+
+def _merged(field: str, column: str, rng: str) -> MappingError:
+    return MappingError(
+        field, column, "",
+        f"cell is part of merged range {rng}: its value sits in the range's "
+        "first cell; unmerge so that each row holds its own value",
+    )

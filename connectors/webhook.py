@@ -120,14 +120,21 @@ class WebhookConnector(Connector):
         limit = self.config.max_bytes
         if request.content_length is not None and request.content_length > limit:
             return self._reply(413, {"error": f"body over {limit} bytes"})
-        body = await request.content.read(limit + 1)
+        # read(n) returns what has arrived so far, not n bytes: a body sent in pieces
+        # would be cut short (and fail its signature). Read to the end or past the limit.
+        body = b""
+        while len(body) <= limit:
+            piece = await request.content.read(limit + 1 - len(body))
+            if not piece:
+                break
+            body += piece
         if len(body) > limit:
             return self._reply(413, {"error": f"body over {limit} bytes"})
         problem = self._auth_problem(request, body)
         if problem:
             return self._reply(401, {"error": problem})
         try:
-            doc = json.loads(body)
+            doc = json.loads(body, parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             return self._reply(400, {"error": f"body is not JSON: {exc}", "accepted": 0})
         items = doc if isinstance(doc, list) else [doc]
@@ -224,3 +231,9 @@ class WebhookConnector(Connector):
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON; a NaN would reach the
+    # changes topic as null, silently.
+    raise ValueError(f"{name} is not a JSON number")

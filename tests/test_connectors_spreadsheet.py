@@ -121,6 +121,35 @@ def test_other_encodings_are_detected(sheet: Sheet, encoding: str) -> None:
     assert result.records[3].fields["supplier"] == "北方钢材"
 
 
+def test_a_utf8_file_with_one_stray_byte_is_reported_not_read_as_gbk(sheet: Sheet) -> None:
+    # An ERP export: English headers, Chinese values, UTF-8.
+    sheet.encoding = "utf-8"
+    sheet.write(["po_number,supplier,qty", "PO-001,华东五金,5", "PO-002,深圳电子,7", "PO-003,Acme Ltd,1"])
+    mapping = FieldMapping((FieldSpec("supplier", "supplier"), FieldSpec("qty", "qty", "number")))
+    conn = SpreadsheetConnector(SpreadsheetConfig(
+        id="erp-export", entity="purchase_order", path=sheet.path, key=("po_number",), mapping=mapping))
+    assert len(poll_and_commit(conn).records) == 3
+    # A supplier's name pasted from an old Latin-1 system: one byte that is not UTF-8.
+    sheet.path.write_bytes(sheet.path.read_bytes().replace(b"Acme Ltd", b"M\xfcller GmbH"))
+    os.utime(sheet.path, ns=(1_742_000_000 * 10**9,) * 2)
+    result = poll_and_commit(conn)
+    assert result.records == []  # not every Chinese cell re-emitted as GBK mojibake
+    [dead] = result.dead
+    assert dead.reason == "cannot decode the file as utf-8: invalid start byte at byte 78"
+    assert conn.bookmark["rows"]["PO-001"]["supplier"] == "华东五金"
+
+
+@pytest.mark.parametrize(("named", "written", "buyer"), [("gb2312", "gbk", "王喆"), ("gbk", "gb18030", "𠮷田")])
+def test_a_chinese_encoding_named_loosely_reads_the_wider_characters(
+    sheet: Sheet, named: str, written: str, buyer: str
+) -> None:
+    sheet.encoding = written
+    sheet.write([HEADER, ROWS[0].replace("张伟", buyer)])
+    result = connector(sheet, encoding=named).poll()
+    assert result.dead == []
+    assert [r.fields["buyer"] for r in result.records] == [buyer]
+
+
 def test_a_named_encoding_that_does_not_fit_is_a_file_dead_letter(sheet: Sheet) -> None:
     sheet.write([HEADER, *ROWS])
     result = connector(sheet, encoding="utf-8").poll()
@@ -264,6 +293,27 @@ def test_duplicate_keys_are_dead_letters_with_their_row_numbers(sheet: Sheet) ->
     assert dead.where["rows"] == [3, 7]
     assert dead.where["text"] == "PO-002"
     assert "duplicate key 'PO-002' in rows 3, 7" == dead.reason
+
+
+def test_a_pasted_copy_with_a_typo_still_makes_its_key_a_duplicate(sheet: Sheet) -> None:
+    sheet.write([HEADER, *ROWS])
+    conn = connector(sheet)
+    poll_and_commit(conn)
+    # PO-002's row is edited, and a copy of it pasted below with a date nobody can read.
+    rows = [*ROWS, "PO-002,Other Co,李娜,open,下周三,1"]
+    rows[1] = "PO-002,Acme Ltd,李娜,approved,2025年3月6日,100"
+    sheet.write([HEADER, *rows])
+    result = poll_and_commit(conn)
+    assert result.records == []  # which copy is right is unknowable: neither is emitted
+    assert sorted(d.reason.split(":")[0] for d in result.dead) == [
+        "duplicate key 'PO-002' in rows 3, 7",
+        "field 'expected_date' (column '交货日期')",
+    ]
+    assert conn.bookmark["rows"]["PO-002"]["status"] == "open"
+    # The copy is deleted: the edit is now emitted, with the change against what was emitted.
+    sheet.write([HEADER, *rows[:-1]])
+    [edit] = poll_and_commit(conn).records
+    assert (edit.key, edit.changed) == ("PO-002", {"status": ("open", "approved")})
 
 
 def test_a_missing_header_column_is_reported_once(sheet: Sheet) -> None:

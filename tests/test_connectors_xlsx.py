@@ -128,6 +128,23 @@ def test_merged_cell_leftovers_blank_rows_and_duplicates_are_reported_with_sheet
     assert "blank" in blank.reason
 
 
+def test_a_merged_order_number_is_reported_as_merged_not_as_a_blank_key(tmp_path: Path) -> None:
+    path = tmp_path / "orders.xlsx"
+    rows = [
+        ["PO-001", "华东五金", "张伟", "2025-03-05", 1, 1],
+        ["PO-002", "华东五金", "张伟", "2025-03-05", 2, 1],  # A4:A6 merged: one order on three rows
+        [None, "华东五金", "张伟", "2025-03-05", 3, 1],
+        [None, "华东五金", "张伟", "2025-03-05", 4, 1],
+    ]
+    workbook(path, rows, merges=("A4:A6", "C3:C4"))
+    result = connector(path).poll()
+    assert [r.key for r in result.records] == ["PO-001"]  # C3 holds the merged value: row 3 is whole
+    assert [(d.where["row"], d.where["column"], d.field) for d in result.dead] == [
+        (4, "负责人", "buyer"), (5, "订单号", "key"), (6, "订单号", "key")]
+    assert "merged range C3:C4" in result.dead[0].reason
+    assert "merged range A4:A6" in result.dead[1].reason and "blank" not in result.dead[1].reason
+
+
 def test_a_named_sheet_and_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "orders.xlsx"
     workbook(path, ROWS[:1], sheet="二月")

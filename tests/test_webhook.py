@@ -120,6 +120,12 @@ def test_a_mixed_batch_accepts_the_good_records_and_reports_the_bad(broker: Embe
             # Not JSON at all.
             status, answer = await post(ep.url(), b"{oops", signed(b"{oops"))
             assert status == 400 and answer["error"].startswith("body is not JSON")
+            # NaN is what some exporters write for an empty number; JSON has no such thing.
+            nan = b'{"source": "erp", "entity": "purchase_order", "key": "PO-9", "ts": "2025-03-05T09:30:00+00:00",' \
+                  b' "seq": 9, "fields": {"qty": NaN}}'
+            status, answer = await post(ep.url(), nan, signed(nan))
+            assert (status, answer["error"]) == (400, "body is not JSON: NaN is not a JSON number")
+            assert "PO-9" not in [r["key"] for r in await ep.changes()]
 
     asyncio.run(go())
 
@@ -141,6 +147,40 @@ def test_a_body_over_the_limit_is_413(broker: EmbeddedBroker, tmp_path: Path) ->
             small = json.dumps(record("PO-1", 1)).encode()
             assert (await post(ep.url(), small, signed(small)))[0] == 200
             assert len(await ep.changes()) == 1
+
+    asyncio.run(go())
+
+
+def test_a_body_arriving_in_pieces_is_read_whole(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    async def send_slowly(port: int, head: dict[str, str], body: bytes, pause: float = 0.2) -> tuple[int, Any]:
+        """POST over a link where the body arrives in two halves, as over a slow network."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        lines = ["POST /ingest HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
+                 *(f"{k}: {v}" for k, v in head.items())]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body[: len(body) // 2])
+        await writer.drain()
+        await asyncio.sleep(pause)
+        writer.write(body[len(body) // 2 :])
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        status_line, _, rest = answer.partition(b"\r\n")
+        return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, hmac_config(max_bytes=4096)) as ep:
+            port = ep.connectors[0].port
+            body = json.dumps([record(f"PO-{n}", 1) for n in range(10)]).encode()
+            assert len(body) < 4096
+            head = {**signed(body), "Content-Length": str(len(body))}
+            assert await send_slowly(port, head, body) == (200, {"accepted": 10, "duplicates": 0})
+            big = json.dumps([record(f"PO-{n}", 2) for n in range(40)]).encode()
+            assert len(big) > 4096
+            chunked = b"".join(b"%x\r\n%s\r\n" % (len(big[i : i + 1000]), big[i : i + 1000])
+                               for i in range(0, len(big), 1000)) + b"0\r\n\r\n"
+            head = {**signed(big), "Transfer-Encoding": "chunked"}
+            assert await send_slowly(port, head, chunked) == (413, {"error": "body over 4096 bytes"})
+            assert len(await ep.changes()) == 10
 
     asyncio.run(go())
 
