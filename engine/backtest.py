@@ -46,9 +46,15 @@ class Backtest:
 
 def read_records(path: str, invalid: list[str]) -> Iterator[ChangeRecord]:
     """Change records from a JSON-lines file ('-' = stdin); bad lines are reported in `invalid`."""
-    stream: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    # Bytes, decoded line by line: a line that is not UTF-8 is reported like any other bad line.
+    stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     try:
-        for number, line in enumerate(stream, 1):
+        for number, raw in enumerate(stream, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                invalid.append(f"{path}:{number}: not UTF-8: {exc.reason} at byte {exc.start + 1}")
+                continue
             if not line.strip():
                 continue
             try:
@@ -57,7 +63,7 @@ def read_records(path: str, invalid: list[str]) -> Iterator[ChangeRecord]:
                 reason = str(exc) if isinstance(exc, InvalidRecord) else f"not JSON: {exc}"
                 invalid.append(f"{path}:{number}: {reason}")
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
 
 

@@ -107,8 +107,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.input}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
+    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
+    if start is not None and end is not None and start > end:
+        print(f"--from {args.start} is later than --to {args.end}: nothing to report", file=sys.stderr)
+        return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = backtest.run(evaluator, records, _instant(args.start, "--from"), _instant(args.end, "--to"), progress)
+    result = backtest.run(evaluator, records, start, end, progress)
     result.invalid = invalid
     for line in invalid:
         print(f"invalid record: {line}", file=sys.stderr)

@@ -62,12 +62,19 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     return out
 
 
+_DATE = re.compile(r"^\s*\d{4}-\d{1,2}(?:-\d{1,2})?\s*$")  # 2025-03-01, 2025-03
+
+
 def looks_like_expression(text: str) -> bool:
-    """True when a string names at least one field (so `2025-03-01` stays a literal)."""
+    """True when a string names a field or puts numbers together with operators (`100 * 2`);
+    a date (`2025-03-01`) stays a literal."""
     try:
-        return any(kind == "name" for kind, _ in _tokens(text))
+        tokens = _tokens(text)
     except ExprError:
         return False
+    if any(kind == "name" for kind, _ in tokens):
+        return True
+    return any(kind == "op" for kind, _ in tokens) and not _DATE.match(text)
 
 
 def parse_expr(text: str) -> Expr:

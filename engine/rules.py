@@ -33,6 +33,7 @@ from engine.conditions import (
     leaves,
 )
 from engine.schema import known_fields
+from engine.templates import NAME
 from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of
 
 __all__ = [
@@ -133,7 +134,7 @@ def check_template(text: str, entity: str, extra: set[str] = TEMPLATE_EXTRA) -> 
     for _, name, spec, conv in parsed:
         if name is None:
             continue
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or spec or conv:
+        if not re.fullmatch(NAME, name) or spec or conv:
             return f"bad template placeholder {{{name}}}: only {{field}} is allowed"
         if name not in allowed:
             return f"template names unknown field '{name}'; known: {', '.join(sorted(allowed))}"
@@ -148,8 +149,11 @@ def _text(node: Map, key: str, entity: str, problems: Problems) -> str:
     if isinstance(value, Map):
         texts = []
         for lang, text in value.items():
-            if not _LANG.match(lang) or not isinstance(text, str):
+            if not _LANG.match(lang):
                 problems.add(value.at(lang), f"{key} by language is {{zh: …, en: …}}; got {lang!r}")
+                continue
+            if not isinstance(text, str):
+                problems.add(value.at(lang), f"{key} in {lang} must be a text, got {text!r}")
                 continue
             texts.append(text)
         value = " / ".join(texts)
@@ -223,7 +227,9 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
     if severity not in SEVERITIES:
         problems.add(node.at("severity"), f"severity must be one of {', '.join(SEVERITIES)}")
     owner = node.get("owner")
-    if owner is not None and owner not in fields:
+    if owner is not None and not isinstance(owner, str):
+        problems.add(node.at("owner"), f"owner is a field name of {entity}; known: {', '.join(sorted(fields))}")
+    elif owner is not None and owner not in fields:
         problems.add(node.at("owner"), f"owner '{owner}' is not a field of {entity}; known: {', '.join(sorted(fields))}")
     labels = node.get("labels")
     if labels is None:
@@ -232,6 +238,9 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         problems.add(node.at("labels"), "labels is a mapping of name: template")
         labels = Map()
     for name, value in labels.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            problems.add(labels.at(name), f"label '{name}' must be a text (a template), got {value!r}; write it in quotes")
+            continue
         why = check_template(str(value), entity)
         if why:
             problems.add(labels.at(name), why)
@@ -319,4 +328,11 @@ def rule_files(paths: Sequence[str | Path]) -> list[Path]:
             ))
         else:
             files.append(path)
-    return files
+    # A file named twice (`rules/` and `rules/delays.yaml`) is read once, not reported as its own duplicate.
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for path in files:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique

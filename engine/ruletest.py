@@ -55,6 +55,7 @@ class Check:
     firing: list[Map]
     resolved: list[Map] | None
     rules: set[str] | None
+    rule_refs: list[tuple[str, Pos]] = field(default_factory=list)  # every rule id named, and where
 
 
 @dataclass
@@ -105,16 +106,33 @@ class _Reader:
             return None
         return start + offset
 
+    def listed(self, node: Map, key: str, what: str) -> Seq:
+        value = node.get(key)
+        if value is None:
+            return Seq()
+        if not isinstance(value, Seq):
+            self.fail(node.at(key), f"{key} is a list of {what}")
+            return Seq()
+        return value
+
     def case(self, node: Any, pos: Pos) -> Case | None:
         if not isinstance(node, Map) or not self.keys(node, _TEST_KEYS, "a test"):
             if not isinstance(node, Map):
                 self.fail(pos, "a test is a mapping: name, start, defaults, records, expect")
             return None
-        start = self.instant(node["start"], None, node.at("start")) if "start" in node else None
+        start = None
+        if "start" in node:
+            start = to_epoch(str(node["start"]))
+            if start is None:
+                self.fail(node.at("start"), f"'start' is an ISO time (2025-03-03T00:00:00Z), got {node['start']!r}")
+                return None
         defaults = node.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            self.fail(node.at("defaults"), "defaults is a mapping of record keys (entity, source, actor…)")
+            defaults = {}
         records: list[ChangeRecord] = []
         seq = 0
-        for i, rec in enumerate(node.get("records") or []):
+        for i, rec in enumerate(self.listed(node, "records", "records, each {at, key, fields …}")):
             rpos = node["records"].item_pos[i]
             if not isinstance(rec, Map) or not self.keys(rec, _RECORD_KEYS, "a record") or "at" not in rec:
                 self.fail(rpos, "a record needs 'at' (and key, fields …)")
@@ -130,7 +148,7 @@ class _Reader:
             except InvalidRecord as exc:
                 self.fail(rpos, f"not a valid change record: {exc}")
         checks: list[Check] = []
-        for i, exp in enumerate(node.get("expect") or []):
+        for i, exp in enumerate(self.listed(node, "expect", "expectations, each {at, firing …}")):
             epos = node["expect"].item_pos[i]
             if not isinstance(exp, Map) or not self.keys(exp, _EXPECT_KEYS, "an expectation") or "at" not in exp:
                 self.fail(epos, "an expectation needs 'at' and 'firing'")
@@ -139,8 +157,14 @@ class _Reader:
             firing = self.alerts(exp.get("firing", []), exp.at("firing"))
             resolved = self.alerts(exp["resolved"], exp.at("resolved")) if "resolved" in exp else None
             rules = exp.get("rules")
+            if rules is not None and not (isinstance(rules, Seq) and all(isinstance(r, str) for r in rules)):
+                self.fail(exp.at("rules"), "rules is a list of rule ids")
+                continue
+            refs = [(str(a["rule"]), a.at("rule")) for a in (firing or []) + (resolved or [])]
+            if rules:
+                refs += [(r, rules.item_pos[i]) for i, r in enumerate(rules)]
             if at is not None and firing is not None:
-                checks.append(Check(at, epos, firing, resolved, set(rules) if rules else None))
+                checks.append(Check(at, epos, firing, resolved, set(rules) if rules else None, refs))
         if any(b.at < a.at for a, b in itertools.pairwise(checks)):
             self.fail(node.at("expect"), "expectations must be in time order")
         return Case(str(node.get("name", f"test at line {pos.line}")), pos, records, checks)
@@ -150,11 +174,19 @@ class _Reader:
             self.fail(pos, "a list of alerts, each {rule, key, …}")
             return None
         out = []
+        seen: set[tuple[str, str]] = set()
         for i, item in enumerate(value):
             ipos = value.item_pos[i] if isinstance(value, Seq) else pos
             if not isinstance(item, Map) or "rule" not in item or "key" not in item:
                 self.fail(ipos, "an expected alert needs 'rule' and 'key'")
                 continue
+            if item.get("labels") is not None and not isinstance(item["labels"], Map):
+                self.fail(item.at("labels"), "labels is a mapping of name: value (the labels to compare)")
+                continue
+            if _ident(item) in seen:
+                self.fail(ipos, f"alert {item['rule']} {item['key']} is listed twice")
+                continue
+            seen.add(_ident(item))
             if self.keys(item, _ALERT_KEYS, "an expected alert"):
                 out.append(item)
         return out
@@ -242,5 +274,11 @@ def run_case(evaluator: Evaluator, case: Case) -> Result:
 def run_file(path: Path) -> list[Result]:
     """Load a test file and its rules, and run every case; raises SourceError on load problems."""
     rule_paths, cases = load_test_file(path)
-    evaluator = Evaluator(load_rules(rule_paths), name=f"ruletest.{path.stem}")
+    rules = load_rules(rule_paths)
+    ids = sorted(r.id for r in rules)
+    unknown = [(pos, f"no rule '{rule_id}' in {', '.join(p.name for p in rule_paths)}; known: {', '.join(ids)}")
+               for case in cases for check in case.checks for rule_id, pos in check.rule_refs if rule_id not in ids]
+    if unknown:
+        raise SourceError(unknown)
+    evaluator = Evaluator(rules, name=f"ruletest.{path.stem}")
     return [run_case(evaluator, case) for case in cases]

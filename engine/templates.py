@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+NAME = r"[^\W\d]\w*"  # a field name: letters of any script (客户), digits, '_'
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + NAME + r")\}")
 
 
 def show(value: Any) -> str:
@@ -21,7 +22,8 @@ def show(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer():
             return str(int(value))
-        return f"{value:.2f}".rstrip("0").rstrip(".")
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text  # -0.001 rounds to 0, not -0
     return str(value)
 
 

@@ -101,8 +101,14 @@ def load_text(text: str, file: str) -> Any:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        context = ""
+        if exc.context and exc.context_mark:
+            where = exc.context_mark
+            context = f" ({exc.context} at {where.line + 1}:{where.column + 1})"
+            if "end of stream" in (exc.problem or ""):
+                mark = where  # an unclosed quote or bracket: the end of the file is not where to look
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise SourceError([(Pos(file, line, col), f"YAML syntax: {exc.problem or exc}")]) from None
+        raise SourceError([(Pos(file, line, col), f"YAML syntax: {exc.problem or exc}{context}")]) from None
     finally:
         loader.dispose()
 

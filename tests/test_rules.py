@@ -228,6 +228,12 @@ def test_time_comparisons_wake_an_entity_only_while_the_rest_of_their_rule_can_h
     ({"received_qty": {"le": "qty / 2"}}, {"received_qty": 3.5, "qty": 7}, True),
     ({"qty": {"gt": "50000 / unit_price"}}, {"qty": 30000, "unit_price": 2}, True),
     ({"qty": {"gt": "50000 / unit_price"}}, {"qty": 30000, "unit_price": 0}, False),  # no crash
+    # arithmetic over numbers only is computed, not compared as text; dates stay literals
+    ({"qty": {"gt": "100 * 2"}}, {"qty": 150}, False),
+    ({"qty": {"lt": "(100 + 50) * 2"}}, {"qty": 250}, True),
+    ({"qty": {"gt": "100 - 5"}}, {"qty": 99}, True),
+    ({"order_date": {"lt": "2025-01-01"}}, {"order_date": "2024-12-31"}, True),
+    ({"order_date": {"lt": "2025-01-01"}}, {"order_date": "2025-01-02"}, False),
     ({"qty": {"gt": "-received_qty"}}, {"qty": 0, "received_qty": 5}, True),
     # order lines
     ({"any_line": {"qty": {"gt": 5}}}, {"lines": [{"qty": 1}, {"qty": 9}]}, True),
@@ -342,6 +348,14 @@ def test_titles_by_language_summaries_numbers_and_escalation_travel_in_the_event
     old = event.to_dict()
     del old["escalate"]  # an event from before escalation existed still reads
     assert AlertEvent.from_dict(old).escalate == ()
+
+
+def test_templates_substitute_field_names_in_any_script_and_numbers_print_as_people_write_them() -> None:
+    from engine.templates import render
+
+    assert render("{客户} 欠款 {金额} {{客户}}", {"客户": "上海百货", "金额": 86000.0}) == "上海百货 欠款 86000 {客户}"
+    values = {"a": 2.5, "b": 1234567.891, "c": -0.001, "d": -2.0, "e": 0.1 + 0.2}
+    assert render("{a} {b} {c} {d} {e}", values) == "2.5 1234567.89 0 -2 0.3"
 
 
 def test_for_holds_the_alert_pending_until_the_condition_held_that_long(tmp_path: Path) -> None:

@@ -77,6 +77,47 @@ def test_rules_check_reports_a_duplicate_id_across_files(tmp_path: Path) -> None
     assert res.stdout.strip() == f"{tmp_path}/b.yaml:2:3: duplicate rule id 'same' (first defined at {tmp_path}/a.yaml:1:3)"
 
 
+def test_an_unclosed_quote_is_reported_where_it_opens_not_at_the_end_of_the_file(tmp_path: Path) -> None:
+    (tmp_path / "late.yaml").write_text(
+        '- id: po-late\n  entity: purchase_order\n  summary: "PO {key} is late\n'
+        "  when:\n    status: {eq: open}\n  severity: warning\n", encoding="utf-8")
+    res = run("rules", "check", str(tmp_path / "late.yaml"))
+    assert res.returncode == 1
+    assert res.stdout.strip() == (f"{tmp_path}/late.yaml:3:12: YAML syntax: found unexpected end of stream "
+                                  "(while scanning a quoted scalar at 3:12)")
+
+
+def test_rules_check_reports_values_of_the_wrong_kind_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "kinds.yaml").write_text(
+        "- id: own\n  entity: invoice\n  when: {status: open}\n  owner: [clerk]\n"
+        "- id: lab\n  entity: invoice\n  when: {status: open}\n  labels: {a: [x], b: {c: d}, e: null, f: yes, g: 1}\n"
+        "- id: ttl\n  entity: invoice\n  when: {status: open}\n  title: {zh: [逾期], en: Overdue}\n",
+        encoding="utf-8")
+    res = run("rules", "check", str(tmp_path / "kinds.yaml"))
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stdout.replace(str(tmp_path) + "/", "").splitlines()
+    assert lines[0].startswith("kinds.yaml:4:3: owner is a field name of invoice; known: ")
+    assert lines[1:] == [f"kinds.yaml:8:{col}: label '{name}' must be a text (a template), got {got}; write it in quotes"
+                         for col, name, got in ((12, "a", "['x']"), (20, "b", "{'c': 'd'}"), (31, "e", "None"),
+                                                (40, "f", "True"))] + [
+        "kinds.yaml:12:11: title in zh must be a text, got ['逾期']"]
+
+
+def test_rules_check_reads_non_ascii_template_placeholders_as_field_names(tmp_path: Path) -> None:
+    (tmp_path / "zh.yaml").write_text(
+        "- id: zh\n  entity: invoice\n  when: {status: open}\n  summary: '{客户} 逾期 {key}'\n", encoding="utf-8")
+    res = run("rules", "check", str(tmp_path / "zh.yaml"))
+    assert res.returncode == 1
+    assert res.stdout.startswith(f"{tmp_path}/zh.yaml:4:3: template names unknown field '客户'; known: amount, "), res.stdout
+
+
+def test_rules_check_reads_a_file_named_twice_once(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("- {id: same, entity: invoice, when: {status: open}}\n")
+    res = run("rules", "check", str(tmp_path), str(tmp_path / "a.yaml"), str(tmp_path / "." / "a.yaml"))
+    assert (res.returncode, res.stdout.strip()) == (0, "1 rule(s) OK"), res.stdout
+
+
 def test_rules_test_passes_on_every_shipped_pack() -> None:
     res = run("rules", "test", "rules")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -124,6 +165,57 @@ def test_rules_test_reports_a_broken_test_file_at_its_line(tmp_path: Path) -> No
     assert f"{tmp_path}/x.test.yaml:7:27: an expected alert needs 'rule' and 'key'" in res.stdout
 
 
+def test_rules_test_reports_parts_of_the_wrong_kind_at_their_line(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("- {id: x, entity: invoice, when: {status: open}}\n")
+    (tmp_path / "x.test.yaml").write_text(
+        "tests:\n"
+        "  - {name: a, start: 2025-03-03T00:00:00Z, defaults: [invoice], records: [{at: 0h, key: A}]}\n"
+        "  - {name: b, start: 2025-03-03T00:00:00Z, records: {at: 0h, key: A}, expect: {at: 1d}}\n"
+        "  - {name: c, start: yesterday, records: [{at: 0h, key: A, entity: invoice}]}\n"
+        "  - {name: d, start: 2025-03-03T00:00:00Z, expect: [{at: 1h, firing: [{rule: x, key: A, labels: [a]},\n"
+        "                                                               {rule: x, key: B}, {rule: x, key: B}]}]}\n")
+    res = run("rules", "test", str(tmp_path / "x.test.yaml"))
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.stdout.replace(str(tmp_path) + "/", "").splitlines()[1:] == [
+        "x.test.yaml:2:44: defaults is a mapping of record keys (entity, source, actor…)",
+        "x.test.yaml:2:75: not a valid change record: entity: required, a non-empty string",
+        "x.test.yaml:3:44: records is a list of records, each {at, key, fields …}",
+        "x.test.yaml:3:71: expect is a list of expectations, each {at, firing …}",
+        "x.test.yaml:4:15: 'start' is an ISO time (2025-03-03T00:00:00Z), got 'yesterday'",
+        "x.test.yaml:5:89: labels is a mapping of name: value (the labels to compare)",
+        "x.test.yaml:6:83: alert x B is listed twice",
+        "0 test(s), 0 failed, and files with problems",
+    ]
+
+
+def test_rules_test_names_rule_ids_that_no_rule_file_defines(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("- {id: x, entity: invoice, when: {status: open}}\n")
+    (tmp_path / "x.test.yaml").write_text(
+        "tests:\n"
+        "  - start: 2025-03-03T00:00:00Z\n"
+        "    records: [{at: 0h, entity: invoice, key: A, fields: {status: open}}]\n"
+        "    expect:\n"
+        "      - {at: 1h, firing: [{rule: y, key: A}]}\n"
+        "      - {at: 2h, firing: [], rules: x}\n"
+        "      - {at: 3h, firing: [], resolved: [{rule: x, key: A}], rules: [x, z]}\n")
+    res = run("rules", "test", str(tmp_path / "x.test.yaml"))
+    assert res.returncode == 1
+    assert res.stdout.replace(str(tmp_path) + "/", "").splitlines()[1:] == [
+        "x.test.yaml:6:30: rules is a list of rule ids",
+        "0 test(s), 0 failed, and files with problems",
+    ]
+    text = (tmp_path / "x.test.yaml").read_text().replace("rules: x}", "rules: [x]}")
+    (tmp_path / "x.test.yaml").write_text(text)
+    res = run("rules", "test", str(tmp_path / "x.test.yaml"))
+    assert res.returncode == 1
+    assert res.stdout.replace(str(tmp_path) + "/", "").splitlines()[1:] == [
+        "x.test.yaml:5:28: no rule 'y' in x.yaml; known: x",
+        "x.test.yaml:7:72: no rule 'z' in x.yaml; known: x",
+        "0 test(s), 0 failed, and files with problems",
+    ]
+
+
 @pytest.fixture(scope="module")
 def demo_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("history") / "demo.jsonl"
@@ -158,3 +250,23 @@ def test_backtest_json_is_one_object_per_transition_and_from_filters(demo_histor
     assert res.returncode == 0
     assert f"invalid record: {bad}:28: source: required, a non-empty string" in res.stderr
     assert f"invalid record: {bad}:29: not JSON" in res.stderr
+
+
+def test_backtest_reports_a_line_that_is_not_utf8_and_goes_on(tmp_path: Path) -> None:
+    good = ('{"source": "erp", "entity": "purchase_order", "key": "PO-1", "ts": "2025-03-03T00:00:00+08:00", '
+            '"seq": 1, "fields": {"status": "open", "expected_date": "2025-03-04", "supplier": "华东", "buyer": "li.wei"}}\n')
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(good.encode() + '{"note": "加急"}\n'.encode("gbk") + b"\n")
+    res = run("backtest", "--rules", "rules", "--input", str(path), "--to", "2025-03-06T00:00:00Z", "--format", "json")
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.returncode == 0
+    assert f"invalid record: {path}:2: not UTF-8" in res.stderr
+    assert [json.loads(line)["key"] for line in res.stdout.splitlines()] == ["PO-1"]
+
+
+def test_backtest_refuses_a_from_later_than_to(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    res = run("backtest", "--input", str(path), "--from", "2025-03-09", "--to", "2025-03-01")
+    assert res.returncode == 2
+    assert res.stderr.strip() == "--from 2025-03-09 is later than --to 2025-03-01: nothing to report"
