@@ -51,7 +51,7 @@ def read_records(path: str, invalid: list[str]) -> Iterator[ChangeRecord]:
     try:
         for number, raw in enumerate(stream, 1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM, as Windows tools write
             except UnicodeDecodeError as exc:
                 invalid.append(f"{path}:{number}: not UTF-8: {exc.reason} at byte {exc.start + 1}")
                 continue

@@ -88,7 +88,8 @@ def _instant(text: str | None, flag: str) -> float | None:
         return time.time()
     epoch = to_epoch(text)
     if epoch is None:
-        raise SystemExit(f"{flag}: expected an ISO date/time or 'now', got {text!r}")
+        print(f"{flag}: expected an ISO date/time or 'now', got {text!r}", file=sys.stderr)
+        raise SystemExit(2)  # a usage mistake, as argparse's own
     return epoch
 
 

@@ -284,7 +284,9 @@ class ConditionParser:
             business = parsed.business
         if base == "now":
             return Cmp(name, op, Now(offset, business), pos)
-        if not self._known(base, pos):
+        if base not in self.fields:
+            self.problems.add(pos, f"'{op}' takes 'now', 'now - <duration>' or a date field (± a duration); "
+                                   f"'{base}' is not a field of {self.scope}; known: {', '.join(sorted(self.fields))}")
             return None
         return Cmp(name, op, At(base, offset, business), pos)
 

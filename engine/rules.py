@@ -130,7 +130,7 @@ def check_template(text: str, entity: str, extra: set[str] = TEMPLATE_EXTRA) -> 
     try:
         parsed = list(_FORMATTER.parse(text))
     except ValueError as exc:
-        return f"bad template: {exc}"
+        return f"bad template: {exc} (a literal brace is written {{{{ or }}}})"
     for _, name, spec, conv in parsed:
         if name is None:
             continue
@@ -198,6 +198,9 @@ def _escalations(value: Any, pos: Pos, problems: Problems) -> tuple[Escalation, 
             problems.add(step.at("after"), "escalation steps must come in increasing 'after' order")
             continue
         notify = step.get("notify")
+        if notify is not None and not isinstance(notify, str):
+            problems.add(step.at("notify"), f"notify is one name (a person, a team or 'manager'), got {notify!r}")
+            continue
         steps.append(Escalation(after, severity, None if notify is None else str(notify), str(step["after"])))
     return tuple(steps)
 

@@ -270,3 +270,28 @@ def test_backtest_refuses_a_from_later_than_to(tmp_path: Path) -> None:
     res = run("backtest", "--input", str(path), "--from", "2025-03-09", "--to", "2025-03-01")
     assert res.returncode == 2
     assert res.stderr.strip() == "--from 2025-03-09 is later than --to 2025-03-01: nothing to report"
+    res = run("backtest", "--input", str(path), "--from", "yesterday")
+    assert (res.returncode, res.stderr.strip()) == (2, "--from: expected an ISO date/time or 'now', got 'yesterday'")
+
+
+def test_backtest_reads_a_file_that_starts_with_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"  # what Windows tools write
+    record = {"source": "erp", "entity": "invoice", "key": "AR-1", "ts": "2025-03-01T00:00:00Z", "seq": 1,
+              "fields": {"status": "open", "due_date": "2025-03-02", "direction": "receivable"}}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(record).encode() + b"\n")
+    res = run("backtest", "--input", str(path), "--to", "2025-03-10", "--format", "json")
+    assert res.returncode == 0 and "invalid" not in res.stderr, res.stderr
+    assert {json.loads(line)["key"] for line in res.stdout.splitlines()} == {"AR-1"}
+
+
+def test_rules_check_says_how_to_write_what_it_rejects(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "- id: a\n  entity: invoice\n  summary: \"{key} is {late\"\n  when:\n    due_date: {before: tomorrow}\n"
+        "  escalate:\n    - {after: 1d, notify: [li.wei, zhao.min]}\n", encoding="utf-8")
+    res = run("rules", "check", str(tmp_path / "r.yaml"))
+    assert res.returncode == 1
+    lines = res.stdout.replace(str(tmp_path) + "/", "").splitlines()
+    assert lines[0] == "r.yaml:3:3: bad template: expected '}' before end of string (a literal brace is written {{ or }})"
+    assert lines[1].startswith("r.yaml:5:16: 'before' takes 'now', 'now - <duration>' or a date field (± a duration); "
+                               "'tomorrow' is not a field of invoice; known: ")
+    assert lines[2] == "r.yaml:7:19: notify is one name (a person, a team or 'manager'), got ['li.wei', 'zhao.min']"
