@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.inhibit import InhibitRule, parse_inhibit_rules
 from alerts.notify import Receiver, parse_receiver
@@ -135,6 +136,12 @@ def parse_config(doc: Any, path: str, base: Path) -> AlertsConfig:
     check_keys(doc, _KEYS, problems, "the alerts file")
     language = get_choice(doc, "language", LANGUAGES, problems, "en")
     zone = get_str(doc, "timezone", problems, "UTC") or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Reported here, once: people and teams without their own zone inherit it.
+        problems.add(doc.at("timezone"), f"unknown time zone {zone!r} (use an IANA name like Asia/Shanghai)")
+        zone = "UTC"
     directory = _owners(doc, base, problems, language, zone)
     receivers: dict[str, Receiver] = {}
     items: list[Any] | None = as_list(doc["receivers"], doc.at("receivers"), "receivers", problems) \

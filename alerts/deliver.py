@@ -45,6 +45,7 @@ class Attempt:
     attempts: int
     created_at: datetime
     error: str | None = None
+    retry_after: float | None = None  # what the endpoint asked for (HTTP 429/503 Retry-After)
 
 
 class Deliverer:
@@ -72,7 +73,7 @@ class Deliverer:
         if batch:
             if self._http is None:
                 self._http = aiohttp.ClientSession()
-            ctx = SendContext(self._http, self.renderer)
+            ctx = SendContext(self._http, self.renderer, self.clock)
             limit = asyncio.Semaphore(self.config.delivery.concurrency)
             await asyncio.gather(*(self._send(a, ctx, limit) for a in batch))
             await asyncio.to_thread(self._record, batch, now_of(self.clock))
@@ -107,6 +108,7 @@ class Deliverer:
                 await asyncio.wait_for(receiver.send(attempt.notification, ctx), receiver.timeout + 5)
             except DeliveryError as exc:
                 attempt.error = str(exc)
+                attempt.retry_after = exc.retry_after
             except TimeoutError:
                 attempt.error = f"no answer within {receiver.timeout:.0f}s"
             except Exception as exc:  # a bug in one integration must not stop the others
@@ -138,9 +140,11 @@ class Deliverer:
                     self.store.record(session, fps, "notified", n.receiver, now, detail)
                     continue
                 dead = now - a.created_at >= timedelta(seconds=d.give_up_after)
+                # A rate-limited endpoint's Retry-After is honoured, still no longer than retry_max.
+                delay = min(d.retry_max, max(self.backoff(attempts), a.retry_after or 0.0))
                 session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
                     status="dead" if dead else "pending", attempts=attempts, last_error=a.error[:2000],
-                    next_attempt_at=now + timedelta(seconds=self.backoff(attempts))))
+                    next_attempt_at=now + timedelta(seconds=delay)))
                 if attempts == d.failing_after or dead:
                     self.store.record(session, fps, "notify_failed", n.receiver, now,
                                       {**detail, "attempts": attempts, "error": a.error[:500], "gave_up": dead})

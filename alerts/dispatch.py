@@ -240,9 +240,11 @@ class Dispatcher:
                buckets: dict[str, Bucket], now: datetime, result: PassResult) -> None:
         live = {r.fingerprint for r in rows}
         notified: set[str] = set()
+        undelivered = {entry_key(*k) for k in session.execute(
+            select(OutboxRow.group_key, OutboxRow.receiver, OutboxRow.recipient).where(OutboxRow.status == "pending"))}
         for bucket in buckets.values():
             entry = entries.get(bucket.key)
-            if self._due(bucket, entry, now):
+            if self._due(bucket, entry, now, bucket.key in undelivered):
                 self._enqueue(session, bucket, now)
                 sent_resolved = set(bucket.resolved) if self.config.receivers[bucket.receiver].send_resolved else set()
                 entry = self._log(session, entries, bucket, sorted(bucket.firing), sorted(sent_resolved), now)
@@ -267,8 +269,9 @@ class Dispatcher:
                             .values(dispatch_pending=False).execution_options(synchronize_session=False))
             result.settled = len(settled)
 
-    def _due(self, bucket: Bucket, entry: NflogRow | None, now: datetime) -> bool:
-        """Alertmanager's dedup: new alerts after group_wait/group_interval, else every repeat_interval."""
+    def _due(self, bucket: Bucket, entry: NflogRow | None, now: datetime, undelivered: bool = False) -> bool:
+        """Alertmanager's dedup: new alerts after group_wait/group_interval, else every repeat_interval
+        (unless the last message is still in the outbox: it is the reminder, not one more behind it)."""
         route, firing = bucket.route, set(bucket.firing)
         if entry is None:
             return bool(firing) and now.timestamp() >= bucket.since + route.group_wait
@@ -280,7 +283,7 @@ class Dispatcher:
         if firing - told or resolved:
             waited = bucket.since + route.group_wait if firing - told else 0.0
             return now.timestamp() >= max(sent + route.group_interval, waited)
-        return bool(firing) and now.timestamp() >= sent + route.repeat_interval
+        return bool(firing) and not undelivered and now.timestamp() >= sent + route.repeat_interval
 
     def _enqueue(self, session: Session, bucket: Bucket, now: datetime) -> None:
         receiver = self.config.receivers[bucket.receiver]

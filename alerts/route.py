@@ -160,9 +160,10 @@ def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], pe
         route.escalate = steps
     if parent is None and "continue" in doc:
         problems.add(doc.at("continue"), "the root route cannot 'continue'")
-    if route.group_interval <= 0:
+    # Only where it is written: children inheriting the value would repeat the problem on other lines.
+    if route.group_interval <= 0 and "group_interval" in doc:
         problems.add(doc.at("group_interval"), "group_interval must be more than 0")
-    if route.repeat_interval <= 0:
+    if route.repeat_interval <= 0 and "repeat_interval" in doc:
         problems.add(doc.at("repeat_interval"), "repeat_interval must be more than 0")
     children: list[Any] | None = as_list(doc["routes"], doc.at("routes"), "routes", problems) if "routes" in doc else []
     for i, child in enumerate(children or []):

@@ -14,7 +14,7 @@ import builtins
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -83,6 +83,8 @@ class Silences:
             raise SilenceError("a silence needs its author (createdBy)")
         if not comment.strip():
             raise SilenceError("a silence needs a comment saying why")
+        # SQLite keeps the wall time and drops the offset: store UTC, as PostgreSQL would compare it.
+        starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
         row = SilenceRow(id=str(uuid.uuid4()), matchers=[x.to_dict() for x in matchers], starts_at=starts_at,
                          ends_at=ends_at, created_by=created_by, comment=comment, created_at=now, updated_at=now)
         with Session(self.store.engine) as session, session.begin():

@@ -55,6 +55,9 @@ class HttpRecorder:
         rec = Request(request.method, request.path, dict(request.query), dict(request.headers), body)
         self.requests.append(rec)
         status, answer = self.replies.get(request.path, lambda r: (200, {"errcode": 0, "errmsg": "ok"}))(rec)
+        if isinstance(answer, web.Response):  # a reply that needs its own headers (Retry-After…)
+            answer.set_status(status)
+            return answer
         if isinstance(answer, str):
             return web.Response(status=status, text=answer)
         return web.json_response(answer, status=status)
@@ -97,8 +100,25 @@ class SmtpSink:
 
     port: int = field(default_factory=free_port)
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    # Scripted refusals: return an SMTP reply line to answer with it, None to go on as usual.
+    refuse_rcpt: Callable[[str], str | None] = lambda address: None
+    refuse_data: Callable[[], str | None] = lambda: None
+    quit_reply: str = "221 Bye"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        refusal = self.refuse_rcpt(address)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.quit_reply
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        refusal = self.refuse_data()
+        if refusal:
+            return refusal
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
         return "250 Message accepted for delivery"

@@ -111,6 +111,27 @@ owners:
     assert "team t: member 'zed' is not in people" in text
 
 
+def test_a_misspelled_default_time_zone_is_reported_on_its_own_line() -> None:
+    # Even without people (nobody inherits it yet) and once, not once per person or team.
+    assert problems("timezone: Asia/Shanghia\n") == \
+        ["1:1: unknown time zone 'Asia/Shanghia' (use an IANA name like Asia/Shanghai)"]
+    found = problems("timezone: Asia/Shanghia\n" + OWNERS)
+    assert [p for p in found if "time zone" in p] == \
+        ["1:1: unknown time zone 'Asia/Shanghia' (use an IANA name like Asia/Shanghai)"]
+
+
+def test_a_zero_interval_is_reported_where_it_is_written_not_on_every_child_route() -> None:
+    found = problems(OWNERS + """
+route:
+  receivers: [mail]
+  repeat_interval: 0s
+  routes:
+    - matchers: [family="delay"]
+    - matchers: [family="stock"]
+""")
+    assert found == ["15:3: repeat_interval must be more than 0"]
+
+
 def test_receiver_types_validate_their_own_keys() -> None:
     text = "\n".join(problems("""
 receivers:

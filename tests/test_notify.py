@@ -53,7 +53,7 @@ def receiver(text: str) -> Any:
 
 async def send(rcv: Any, n: Notification) -> None:
     async with aiohttp.ClientSession() as http:
-        await rcv.send(n, SendContext(http))
+        await rcv.send(n, SendContext(http, clock=Clock(T0 + 31)))  # sent when `notification()` was created
 
 
 def run(coro: Any) -> Any:
@@ -88,6 +88,27 @@ def test_slack_incoming_webhook_text_and_blocks() -> None:
     assert sections[0]["text"]["text"].startswith("<@U024BE7LH> *[FIRING] PO delivery overdue*")
     assert "owner: 李伟 | severity: warning | since: 2025-03-03 02:00 CET" in sections[0]["text"]["text"]
     assert "orderwatch alerts ack fp00000000000000 fp00000000000001" in sections[-1]["text"]["text"]
+
+
+def _with_summary(n: Notification, summary: str) -> Notification:
+    from dataclasses import replace
+
+    return replace(n, alerts=[replace(a, summary=summary) for a in n.alerts])
+
+
+def test_slack_shows_order_text_as_written_and_it_pings_nobody() -> None:
+    summary = "Acme <!channel> says: qty < 5 & price > 10"
+    n = _with_summary(notification(ANNA), summary)
+
+    async def go(s: HttpRecorder) -> None:
+        s.replies["/hook"] = lambda r: (200, "ok")
+        await send(receiver(f"  - {{name: s, type: slack, url: '{s.url}/hook'}}"), n)
+
+    body = run(with_server(go)).requests[0].json()
+    section = body["blocks"][1]["text"]["text"]
+    assert section.startswith("<@U024BE7LH> *")  # our mention stays a mention
+    assert "Acme &lt;!channel&gt; says: qty &lt; 5 &amp; price &gt; 10" in section
+    assert "<!channel>" not in section
 
 
 def test_slack_error_answer_is_a_delivery_error() -> None:
@@ -274,6 +295,32 @@ def test_alertmanager_postable_alerts_shape() -> None:
     assert body[0]["labels"]["alertname"] == "po-delivery-overdue" and body[0]["labels"]["source"] == "orderwatch"
 
 
+def test_an_alert_delivered_to_alertmanager_after_hours_of_retries_arrives_firing(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    with HttpRecorderThread() as server:
+        state = {"down": True}
+        server.replies["/api/v2/alerts"] = lambda r: (503, "maintenance") if state["down"] else (200, "")
+        cfg = config(f"""
+receivers: [{{name: am, type: alertmanager, url: '{server.url}', ends_after: 1h}}]
+route: {{receivers: [am], group_wait: 0s, repeat_interval: 30m}}
+delivery: {{retry_initial: 10m, retry_max: 10m}}
+""")
+        p = Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock())
+        p.store.apply([event("PO-1")])
+        p.step(0)
+        for _ in range(11):
+            p.step(600)
+        state["down"] = False
+        before = len(server.requests)
+        p.step(600)  # two hours later: Alertmanager is back
+        delivered = [r.json() for r in server.requests[before:]]
+    assert delivered  # the first notification, then the reminders queued meanwhile
+    for body in delivered:
+        ends = datetime.fromisoformat(body[0]["endsAt"])
+        assert ends > p.clock.dt  # each still firing when it arrives
+
+
 # --- email (real SMTP) -------------------------------------------------------------------------------------
 
 
@@ -296,6 +343,16 @@ def test_email_in_the_recipients_language_through_a_real_smtp_server() -> None:
     assert zh["X-Orderwatch-Alerts"] == "fp00000000000000 fp00000000000001"
 
 
+def test_a_plain_text_email_shows_html_special_characters_as_written() -> None:
+    summary = "<b>Acme</b> & Söhne: qty < 5"
+    with SmtpSink() as smtp:
+        rcv = receiver(f"  - {{name: mail, type: email, from: orderwatch@example.com, "
+                       f"smtp: {{host: 127.0.0.1, port: {smtp.port}}}}}")
+        run(send(rcv, _with_summary(notification(ANNA), summary)))
+    ((_, msg),) = smtp.messages
+    assert msg.get_content_type() == "text/plain" and summary in msg.get_content()
+
+
 def test_email_to_an_unreachable_server_is_a_delivery_error() -> None:
     from orderwatch.broker import free_port
 
@@ -303,6 +360,68 @@ def test_email_to_an_unreachable_server_is_a_delivery_error() -> None:
                    "timeout: 2s}")
     with pytest.raises(DeliveryError, match="SMTP 127.0.0.1"):
         run(send(rcv, notification()))
+
+
+def _mail_pipeline(tmp_path: Path, smtp: SmtpSink) -> Pipeline:
+    cfg = config(f"""
+owners:
+  people:
+    li.wei: {{name: 李伟, email: li.wei@example.com, team: purchasing}}
+    anna: {{name: Anna, email: anna@example.com, team: purchasing}}
+  teams: {{purchasing: {{name: 采购部}}}}
+receivers:
+  - {{name: mail, type: email, from: ow@example.com, smtp: {{host: 127.0.0.1, port: {smtp.port}}}, timeout: 5s}}
+route: {{receivers: [mail], to: [team], group_wait: 0s}}
+delivery: {{retry_initial: 10s}}
+""")
+    return Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock())
+
+
+def test_an_smtp_server_busy_at_first_delivers_the_email_once(tmp_path: Path) -> None:
+    busy = {"data": True}
+
+    def refuse_data() -> str | None:
+        first, busy["data"] = busy["data"], False
+        return "451 4.3.0 try again later" if first else None
+
+    with SmtpSink(refuse_data=refuse_data) as smtp:
+        p = _mail_pipeline(tmp_path, smtp)
+        p.store.apply([event("PO-1")])
+        p.step(0)
+        assert smtp.messages == []
+        p.step(10)
+        p.step(HOUR)
+    assert [sorted(rcpts) for rcpts, _ in smtp.messages] == [["anna@example.com", "li.wei@example.com"]]
+
+
+def test_one_refused_team_member_does_not_mail_the_others_again_on_every_retry(tmp_path: Path) -> None:
+    busy = {"anna@example.com": True}
+
+    def refuse_rcpt(address: str) -> str | None:
+        if busy.get(address):
+            busy[address] = False
+            return "450 4.2.1 mailbox busy"
+        return None
+
+    with SmtpSink(refuse_rcpt=refuse_rcpt) as smtp:
+        p = _mail_pipeline(tmp_path, smtp)
+        p.store.apply([event("PO-1")])
+        p.step(0)
+        p.step(10)
+        p.step(HOUR)
+    assert len(smtp.to("li.wei@example.com")) == 1 and len(smtp.to("anna@example.com")) == 1
+
+
+def test_an_email_accepted_before_a_failed_quit_is_not_sent_again(tmp_path: Path) -> None:
+    with SmtpSink(quit_reply="421 4.4.2 closing connection") as smtp:
+        p = _mail_pipeline(tmp_path, smtp)
+        fire = event("PO-1")
+        p.store.apply([fire])
+        p.step(0)
+        p.step(10)
+        p.step(HOUR)
+    assert len(smtp.messages) == 1
+    assert p.store.get(fire.fingerprint).delivery == "sent"
 
 
 def test_console_prints_the_message(capsys: pytest.CaptureFixture[str]) -> None:
@@ -345,6 +464,54 @@ delivery: {{retry_initial: 10s, retry_max: 40s, failing_after: 3}}
         assert [e.state for e in p.store.events(fire.fingerprint)][-1] == "notified"
         p.step(HOUR)
         assert len(server.requests) == 6  # delivered once, not again
+
+
+def test_a_rate_limited_webhook_is_retried_after_its_retry_after_once(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    with HttpRecorderThread() as server:
+        answers = iter([(429, web.Response(text="slow down", headers={"Retry-After": "120"}))])
+        server.replies["/hook"] = lambda r: next(answers, (200, "ok"))
+        cfg = config(f"""
+receivers: [{{name: hook, type: webhook, url: '{server.url}/hook'}}]
+route: {{receivers: [hook], group_wait: 0s}}
+delivery: {{retry_initial: 10s, retry_max: 10m}}
+""")
+        p = Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock())
+        fire = event("PO-1")
+        p.store.apply([fire])
+        p.step(0)
+        p.step(10)
+        p.step(60)
+        assert len(server.requests) == 1  # the endpoint asked for two minutes
+        p.step(50)
+        p.step(HOUR)
+        assert len(server.requests) == 2
+        assert p.store.get(fire.fingerprint).delivery == "sent"
+
+
+def test_reminders_do_not_pile_up_behind_an_endpoint_that_is_down(tmp_path: Path) -> None:
+    with HttpRecorderThread() as server:
+        state = {"down": True}
+        server.replies["/hook"] = lambda r: (500, "down") if state["down"] else (200, "ok")
+        cfg = config(f"""
+owners:
+  people: {{li.wei: {{name: 李伟, email: li.wei@example.com}}}}
+receivers: [{{name: hook, type: webhook, url: '{server.url}/hook'}}]
+route: {{receivers: [hook], to: [owner], group_wait: 0s, repeat_interval: 4h}}
+delivery: {{retry_initial: 10m, retry_max: 1h}}
+""")
+        p = Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock())
+        p.store.apply([event("PO-1")])
+        p.step(0)
+        for _ in range(24):  # down for a day
+            p.step(HOUR)
+        state["down"] = False
+        before = len(server.requests)
+        p.step(HOUR)
+        assert len(server.requests) - before == 1  # one message, not one per missed reminder
+        p.step(4 * HOUR)  # the reminders go on as usual
+        assert len(server.requests) - before == 2
 
 
 def test_after_give_up_the_notification_is_kept_as_dead(tmp_path: Path) -> None:

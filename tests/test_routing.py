@@ -201,6 +201,31 @@ def test_a_silence_mutes_and_its_end_releases(tmp_path: Path, store_url: str) ->
     assert silences.get(silence.id).status(p.clock.dt) == "expired"
 
 
+def test_a_silence_written_in_shanghai_time_starts_and_ends_on_time(tmp_path: Path, store_url: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from alerts import matchers as m
+    from alerts.silence import Silences
+
+    p = setup(tmp_path, BASIC, url=store_url)
+    fire = event("PO-1", labels={"supplier": "东方轴承有限公司"})
+    p.store.apply([fire])
+    shanghai = ZoneInfo("Asia/Shanghai")  # T0 is 09:00 there; the plant closes 10:00-12:00
+    silences = Silences(p.store)
+    silence = silences.add([m.parse('supplier=~"东方.*"')], p.clock.dt.replace(hour=2).astimezone(shanghai),
+                           p.clock.dt.replace(hour=4).astimezone(shanghai), "wang.fang", "东方 stocktaking",
+                           p.clock.dt)
+    assert silences.get(silence.id).starts_at == p.clock.dt.replace(hour=2)
+    assert silences.get(silence.id).status(p.clock.dt) == "pending"
+    p.step(31)
+    assert who(tmp_path) == [("li.wei", [("PO-1", "firing")])]
+    p.step(HOUR)  # 10:00 in Shanghai
+    assert p.store.get(fire.fingerprint).state == "silenced"
+    p.step(2 * HOUR)  # 12:00 in Shanghai
+    assert p.store.get(fire.fingerprint).state == "firing"
+    assert silences.get(silence.id).status(p.clock.dt) == "expired"
+
+
 def test_a_supplier_shutdown_inhibits_its_late_deliveries(tmp_path: Path) -> None:
     inhibit = """
 inhibit_rules:

@@ -8,6 +8,7 @@ the endpoint did not take it (the outbox then retries with backoff).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from alerts.clock import Clock
 from alerts.message import Notification
 from alerts.template import Renderer
 from alerts.yamlcheck import Problems, as_map, check_keys, get_bool, get_duration, get_str
@@ -26,6 +28,10 @@ COMMON_KEYS = {"name", "type", "send_resolved", "timeout"}
 class DeliveryError(Exception):
     """The endpoint did not accept the notification; the message says what it answered."""
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the endpoint asked us to wait (Retry-After)
+
 
 @dataclass
 class SendContext:
@@ -33,6 +39,7 @@ class SendContext:
 
     http: aiohttp.ClientSession
     renderer: Renderer = field(default_factory=Renderer)
+    clock: Clock = time.time  # the alert layer's clock: when a (retried) notification actually goes out
 
 
 class Receiver:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts.clock import now_of
 from alerts.message import AlertItem, Notification
 from alerts.notify import Receiver, SendContext, http_url, string_map
 from alerts.notify.http import post_json
@@ -23,7 +24,7 @@ TYPE = "alertmanager"
 KEYS = {"url", "ends_after", "headers"}
 
 
-def postable(a: AlertItem, n: Notification, ends_after: float) -> dict[str, Any]:
+def postable(a: AlertItem, n: Notification, ends_after: float, now: datetime) -> dict[str, Any]:
     labels = {"alertname": a.rule, **a.labels, "entity": a.entity, "key": a.key, "severity": a.severity,
               "source": "orderwatch"}
     if a.owner:
@@ -32,7 +33,9 @@ def postable(a: AlertItem, n: Notification, ends_after: float) -> dict[str, Any]
     if a.ends_at:
         ends = a.ends_at
     else:
-        ends = (datetime.fromisoformat(n.created_at) + timedelta(seconds=ends_after)).isoformat()
+        # From when it is sent: a notification retried for longer than ends_after must not arrive resolved.
+        sent = max(datetime.fromisoformat(n.created_at), now)
+        ends = (sent + timedelta(seconds=ends_after)).isoformat()
     out = {"labels": labels, "annotations": {"title": a.title, "summary": a.summary, "fingerprint": a.fingerprint},
            "startsAt": _rfc3339(a.starts_at), "endsAt": _rfc3339(ends)}
     if n.external_url:
@@ -52,7 +55,7 @@ class AlertmanagerReceiver(Receiver):
         self.url, self.ends_after, self.headers = url.rstrip("/"), ends_after, headers
 
     async def send(self, n: Notification, ctx: SendContext) -> None:
-        body = [postable(a, n, self.ends_after) for a in n.alerts]
+        body = [postable(a, n, self.ends_after, now_of(ctx.clock)) for a in n.alerts]
         await post_json(ctx, f"{self.url}/api/v2/alerts", body, self.timeout, self.headers)
 
 

@@ -71,20 +71,47 @@ class EmailReceiver(Receiver):
     def _deliver(self, msg: EmailMessage) -> None:
         try:
             if self.tls == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                       context=ssl.create_default_context())
+                smtp: smtplib.SMTP = _SMTPSSL(self.host, self.port, timeout=self.timeout,
+                                              context=ssl.create_default_context())
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with smtp:
+                smtp = _SMTP(self.host, self.port, timeout=self.timeout)
+            try:
                 if self.tls == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
                 if self.username:
                     smtp.login(self.username, self.password or "")
-                refused = smtp.send_message(msg)
+                smtp.send_message(msg)
+            finally:
+                _close(smtp)
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
-        if refused:
-            raise DeliveryError(f"SMTP {self.host}:{self.port} refused {', '.join(refused)}")
+
+
+class _SMTP(smtplib.SMTP):
+    """Refuse the whole message when the server refuses one recipient, before DATA.
+
+    smtplib sends to the accepted recipients and reports the others; the retry
+    would then mail everybody again. As in Alertmanager, nothing goes out until
+    every address is accepted.
+    """
+
+    def rcpt(self, recip: str, options: Any = ()) -> tuple[int, bytes]:
+        code, resp = super().rcpt(recip, options)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recip: (code, resp)})
+        return code, resp
+
+
+class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
+    pass
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    # Once DATA is accepted the message is the server's: a failed QUIT must not make it a retry (a copy).
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def parse(name: str, doc: Map, problems: Problems, base_dir: Path) -> Receiver | None:

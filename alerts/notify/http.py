@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,14 +29,28 @@ async def post_json(ctx: SendContext, url: str, payload: Any, timeout: float,
                                  timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             text = await resp.text()
             status = resp.status
+            retry_after = _retry_after(resp.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise DeliveryError(f"POST {where(url)}: {type(exc).__name__}: {exc}") from None
     if not 200 <= status < 300:
-        raise DeliveryError(f"POST {where(url)}: HTTP {status}: {text[:300]}")
+        raise DeliveryError(f"POST {where(url)}: HTTP {status}: {text[:300]}", retry_after)
     try:
         return status, json.loads(text) if text else None
     except ValueError:
         return status, text
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: delta-seconds or an HTTP date (RFC 9110); None if absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())  # the endpoint's date is wall time
 
 
 def check_errcode(url: str, answer: Any, code_keys: tuple[str, ...] = ("errcode",)) -> None:

@@ -20,6 +20,11 @@ TYPE = "slack"
 KEYS = {"url"}
 
 
+def escape(text: str) -> str:
+    """Slack's three control characters: order text like `<!channel>` or `qty < 5` must show as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def payload(n: Notification, ctx: SendContext) -> dict[str, Any]:
     subject = ctx.renderer.subject(n)
     who = mention_id(n, "slack")
@@ -28,10 +33,10 @@ def payload(n: Notification, ctx: SendContext) -> dict[str, Any]:
     body = blocks(n, ctx)
     # Slack allows 50 blocks and 3000 characters per section text.
     for i, block in enumerate(body[:48]):
-        first, _, rest = block.partition("\n")
+        first, _, rest = escape(block).partition("\n")
         text = f"*{first}*" + (f"\n{rest}" if rest else "")
         out.append({"type": "section", "text": {"type": "mrkdwn", "text": (mention if i == 0 else "") + text[:2900]}})
-    return {"text": f"{mention}{subject}", "blocks": out}
+    return {"text": f"{mention}{escape(subject)}", "blocks": out}
 
 
 class SlackReceiver(Receiver):
