@@ -33,7 +33,7 @@ from alerts.config import AlertsConfig, load_alerts_config
 from alerts.inhibit import Labelled, inhibited
 from alerts.labels import row_labels
 from alerts.schema import OPEN_STATES, STATES
-from alerts.silence import SilenceError, Silences
+from alerts.silence import SILENCE_STATES, SilenceError, Silences
 from alerts.store import AlertStore, StoredAlert
 from orderwatch.config import Settings
 
@@ -113,7 +113,10 @@ class AlertsApi:
         if unknown:
             raise ValueError(f"unknown state {', '.join(sorted(unknown))}; states: {', '.join(STATES)}")
         filters = [m.parse(f) for f in q.getall("filter", [])]
-        limit = min(int(q.get("limit", MAX_LIST)), MAX_LIST)
+        text = q.get("limit", str(MAX_LIST))
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"limit is a whole number from 1 to {MAX_LIST}, got {text!r}")
+        limit = min(int(text), MAX_LIST)
 
         def load() -> list[dict[str, Any]]:
             alerts = self.store.list(state=states or None, rule=q.get("rule"), owner=q.get("owner"),
@@ -168,6 +171,8 @@ class AlertsApi:
     async def list_silences(self, web: Any, request: Any, actor: str) -> Any:
         now = now_of(self.clock)
         state = request.query.get("state")
+        if state is not None and state not in SILENCE_STATES:
+            raise ValueError(f"unknown silence state {state}; states: {', '.join(SILENCE_STATES)}")
         found = await asyncio.to_thread(self.silences.list, now, state)
         return web.json([s.to_dict(now) for s in found])
 
@@ -179,7 +184,7 @@ class AlertsApi:
             raise ValueError("matchers is a non-empty list of {name, value, isRegex, isEqual}")
         parsed = [m.from_dict(x) if isinstance(x, dict) else m.parse(x) for x in raw]
         starts = _time(body.get("startsAt"), now, "startsAt")
-        if "endsAt" in body:
+        if body.get("endsAt") is not None:
             ends = _time(body["endsAt"], now, "endsAt")
         elif "duration" in body:
             from alerts.yamlcheck import parse_duration
@@ -187,10 +192,11 @@ class AlertsApi:
             ends = starts + timedelta(seconds=parse_duration(body["duration"]))
         else:
             raise ValueError("give endsAt (ISO 8601) or duration (e.g. 2h)")
-        by = body.get("createdBy") or actor
+        by, comment = body.get("createdBy") or actor, body.get("comment", "")
+        if not isinstance(by, str) or not isinstance(comment, str):
+            raise ValueError("createdBy and comment are text")  # noqa: TRY004 - answered as 400, as every bad field
         who = f"{by} (via {actor})" if by != actor else actor
-        silence = await asyncio.to_thread(self.silences.add, parsed, starts, ends, who, str(body.get("comment", "")),
-                                          now)
+        silence = await asyncio.to_thread(self.silences.add, parsed, starts, ends, who, comment, now)
         return web.json({"silenceID": silence.id, "silence": silence.to_dict(now)})
 
     async def show_silence(self, web: Any, request: Any, actor: str, silence_id: str) -> Any:

@@ -30,6 +30,9 @@ class SilenceError(ValueError):
     """A silence that cannot be created as asked; the message says why."""
 
 
+SILENCE_STATES = ("pending", "active", "expired")
+
+
 @dataclass(frozen=True)
 class Silence:
     id: str

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from alerts.matchers import Matcher
 from alerts.message import AlertItem, Notification
 from alerts.yamlcheck import Problems, as_map, check_keys, get_str
 from orderwatch.yamlsrc import Pos
@@ -122,7 +124,7 @@ class Renderer:
         firing = n.firing
         if not firing:
             return ""
-        url = f"\n{n.external_url.rstrip('/')}/api/alerts?receiver={n.receiver}" if n.external_url else ""
+        url = f"\n{_link(n)}" if n.external_url else ""
         return fill(self._t(n).footer, {"ack": " ".join(a.fingerprint for a in firing), "url": url})
 
     def body(self, n: Notification) -> str:
@@ -157,3 +159,11 @@ def parse_templates(node: Any, pos: Pos, problems: Problems) -> dict[str, Templa
         out[lang] = tpl
     return out
 
+
+def _link(n: Notification) -> str:
+    """The API address of what a message is about: the alert, or its group's firing alerts."""
+    base = n.external_url.rstrip("/") + "/api/alerts"
+    if len(n.firing) == 1:
+        return f"{base}/{n.firing[0].fingerprint}"
+    group = [("state", "firing")] + [("filter", str(Matcher(k, "=", v))) for k, v in sorted(n.group_labels.items())]
+    return f"{base}?{urlencode(group)}"

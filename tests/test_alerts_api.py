@@ -154,3 +154,41 @@ def test_order_alerts_for_the_timeline(api: Any) -> None:
     (alert,) = handle.order_alerts("purchase_order", "PO-1")
     assert alert["rule"] == "po-delivery-overdue"
     assert [(h["event"], h["by"]) for h in alert["history"]] == [("firing", "engine"), ("acknowledged", "li.wei")]
+
+
+def test_bad_query_and_body_values_are_400_with_the_reason(api: Any) -> None:
+    server, *_ = api
+    for query in ("limit=-1", "limit=abc", "limit=0"):
+        status, body = server.call("GET", f"/api/alerts?{query}")
+        assert status == 400 and body["error"].startswith("limit is a whole number"), query
+    assert len(server.call("GET", "/api/alerts?limit=2")[1]) == 2
+    status, body = server.call("GET", "/api/silences?state=bogus")
+    assert status == 400 and "states: pending, active, expired" in body["error"]
+    silence = {"matchers": ['supplier="Acme Bearings"'], "duration": "1h", "comment": "stocktake"}
+    assert server.call("POST", "/api/silences", {**silence, "createdBy": ["li.wei"]})[0] == 400
+    assert server.call("POST", "/api/silences", {**silence, "comment": 5})[0] == 400
+    status, created = server.call("POST", "/api/silences", {**silence, "endsAt": None})  # null: not given
+    assert status == 200, created
+
+
+def test_the_link_in_a_message_lists_what_the_message_is_about(api: Any) -> None:
+    from alerts.message import AlertItem, Notification
+    from alerts.template import Renderer
+
+    server, store, *_ = api
+
+    def message(keys: list[str], group_labels: dict[str, str]) -> str:
+        items = [AlertItem(fingerprint=event(k).fingerprint, rule="po-delivery-overdue", entity="purchase_order",
+                           key=k, status="firing", state="firing", severity="warning", title="t", summary="s",
+                           owner="li.wei", labels={}, starts_at="2025-03-03T01:00:00+00:00") for k in keys]
+        n = Notification(receiver="buyers", group_key="g", group_labels=group_labels, recipient=None, language="en",
+                         timezone="UTC", level=0, alerts=items, created_at="2025-03-03T01:00:00+00:00",
+                         external_url="http://ow.example.com:6066/")
+        return Renderer().footer(n).splitlines()[-1]
+
+    one = message(["PO-2"], {"supplier": "Nordic Steel"})
+    assert one == f"http://ow.example.com:6066/api/alerts/{event('PO-2').fingerprint}"
+    assert server.call("GET", one.removeprefix("http://ow.example.com:6066"))[1]["key"] == "PO-2"
+    group = message(["PO-1", "SUP-ACME"], {"supplier": "Acme Bearings"})
+    status, listed = server.call("GET", group.removeprefix("http://ow.example.com:6066"))
+    assert status == 200 and sorted(a["key"] for a in listed) == ["PO-1", "SUP-ACME"]
