@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 _EPOCH = datetime(1970, 1, 1)
+_MAX_DAYS = 10**7  # days since 1970 stay below this; seconds since 1970 are past it from April 1970
 _DAY = {"io.debezium.time.Date", "org.apache.kafka.connect.data.Date"}
 _SCALE = {
     "io.debezium.time.Timestamp": 1_000,
@@ -94,7 +95,14 @@ def _decode_row(row: Any, types: dict[str, dict[str, Any]]) -> dict[str, Any] | 
         return None
     if not isinstance(row, dict):
         raise EventError(f"before/after must be objects, got {type(row).__name__}")
-    return {name: _decode(value, types.get(name)) for name, value in row.items()}
+    out = {}
+    for name, value in row.items():
+        try:
+            out[name] = _decode(value, types.get(name))
+        except (ValueError, OverflowError) as exc:  # bad base64, a date out of range…
+            kind = (types.get(name) or {}).get("name")
+            raise EventError(f"column {name!r}: cannot decode {value!r} as {kind}: {exc}") from None
+    return out
 
 
 def _decode(value: Any, schema: dict[str, Any] | None) -> Any:
@@ -128,10 +136,11 @@ def guess_time(value: Any, type_: str) -> Any:
     """Without a schema: an integer in a date/datetime field as Debezium encodes them."""
     if isinstance(value, bool) or not isinstance(value, int):
         return value
-    if type_ == "date":
+    magnitude = abs(value)
+    if type_ == "date" and magnitude < _MAX_DAYS:
         return date(1970, 1, 1) + timedelta(days=value)
-    if type_ == "datetime":
-        magnitude = abs(value)
+    if type_ in ("date", "datetime"):
+        # Too large for days: a timestamp column mapped as a date (Odoo's date_order).
         per_second = (
             1_000_000_000 if magnitude >= 10**17 else
             1_000_000 if magnitude >= 10**14 else

@@ -91,9 +91,18 @@ class DebeziumConnector(Connector):
         if self._consumer is None:
             raise RuntimeError("debezium connector polled before start()")
         offsets = dict(self.bookmark.get("offsets") or {})
-        await self._assign(self._consumer, offsets)
+        pinned = False
+        if await self._assign(self._consumer, offsets):
+            # Where `start` put a partition is bookmarked at once: a restart before its first
+            # event must not start at the (later) end again and skip what came meanwhile.
+            for tp in self._assigned:
+                if str(tp.partition) not in offsets:
+                    offsets[str(tp.partition)] = await self._consumer.position(tp)
+                    pinned = True
         batches = await self._consumer.getmany(timeout_ms=200, max_records=self.config.batch_size)
         result = self.convert(batches, offsets)
+        if pinned and result.bookmark is None:
+            result.bookmark = {"offsets": offsets}
         result.more = result.rows_read >= self.config.batch_size
         return result
 
@@ -176,7 +185,12 @@ class DebeziumConnector(Connector):
         out = dict(row)
         for spec in self.config.mapping.specs:
             if spec.column in out:
-                out[spec.column] = guess_time(out[spec.column], spec.type)
+                try:
+                    out[spec.column] = guess_time(out[spec.column], spec.type)
+                except (ValueError, OverflowError):
+                    raise MappingError(spec.name, spec.column, str(out[spec.column]),
+                                       f"not a {spec.type}: {out[spec.column]} is out of range "
+                                       "for days, seconds, ms, µs or ns since 1970") from None
         return out
 
     async def sample_async(self, rows: int) -> PollResult:

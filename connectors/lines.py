@@ -8,6 +8,7 @@ own field mapping.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from connectors.mapping import FieldMapping, MappingError
 
 CHUNK = 500  # parent values per IN (…) list
+_END = re.compile(r"(?:\s*;)+(?:\s*--[^\n]*)*\s*$")  # `; -- done` ending a query
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +48,7 @@ class LinesReader:
         names = list(dict.fromkeys([cfg.parent, *cfg.order_by, *cfg.mapping.columns()]))
         cols: list[sa.ColumnClause[Any]] = [sa.column(n) for n in names]
         if cfg.query is not None:
-            # Colons escaped so that '10:30' or ::casts in the user's SQL are not bind params.
-            source: sa.FromClause = sa.text(cfg.query.replace(":", "\\:")).columns(*cols).subquery("lines")
+            source: sa.FromClause = sa.text(subquery_text(cfg.query)).columns(*cols).subquery("lines")
         else:
             schema, _, name = (cfg.table or "").rpartition(".")
             source = sa.table(name, *cols, schema=schema or None)
@@ -59,6 +60,10 @@ class LinesReader:
         c = self._source.c
         out: dict[Any, list[dict[str, Any]]] = {}
         unique = list(dict.fromkeys(p for p in parents if p is not None))
+        if conn.dialect.name != "sqlite":
+            # PostgreSQL refuses text_column = 7; an untyped '7' compares with an integer or a
+            # text column alike (and keeps the index). SQLite compares by column affinity.
+            unique = [str(p) if type(p) is int else p for p in unique]
         for i in range(0, len(unique), CHUNK):
             stmt = (
                 sa.select(*(c[n] for n in self._names))
@@ -79,6 +84,14 @@ class LinesReader:
             except MappingError as exc:
                 raise LineError(index, exc) from None
         return mapped
+
+
+def subquery_text(query: str) -> str:
+    """A user's query as the text of a subquery."""
+    # Colons escaped so that '10:30' or ::casts in the user's SQL are not bind params; a
+    # trailing ';' (pasted from a SQL console) is not allowed in a subquery, and the newline
+    # ends a trailing -- comment before the closing parenthesis.
+    return _END.sub("", query).replace(":", "\\:") + "\n"
 
 
 def _norm(value: Any) -> Any:

@@ -28,11 +28,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 
 from connectors import sqlcursor as cur
-from connectors.base import Connector, PollResult
-from connectors.lines import LineError, LinesConfig, LinesReader
+from connectors.base import Connector, Notice, PollResult
+from connectors.lines import LineError, LinesConfig, LinesReader, subquery_text
 from connectors.mapping import FieldMapping, MappingError, jsonable, key_reader, make_key
 from orderwatch import gcpolicy
 from orderwatch.record import ChangeRecord, DeadLetter
+
+CONNECT_TIMEOUT = 10  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +82,7 @@ def source_clause(table: str | None, query: str | None, columns: list[str]) -> s
     """The table or the query as a FROM clause exposing `columns`."""
     cols: list[sa.ColumnClause[Any]] = [sa.column(name) for name in columns]
     if query is not None:
-        # Colons escaped so that '10:30' or ::casts in the user's SQL are not bind params.
-        return sa.text(query.replace(":", "\\:")).columns(*cols).subquery("src")
+        return sa.text(subquery_text(query)).columns(*cols).subquery("src")
     schema, _, name = (table or "").rpartition(".")
     return sa.table(name, *cols, schema=schema or None)
 
@@ -93,7 +94,13 @@ class SqlConnector(Connector):
     def __init__(self, config: SqlConfig, bookmark: dict[str, Any] | None = None) -> None:
         super().__init__(config.id, bookmark)
         self.config = config
-        self.engine = sa.create_engine(readonly_url(config.url), pool_pre_ping=True)
+        url = readonly_url(config.url)
+        connect_args: dict[str, Any] = {}
+        if url.get_driver_name() in ("psycopg2", "psycopg") and "connect_timeout" not in url.query:
+            # libpq waits for a host that does not answer for as long as TCP does (minutes), and
+            # the runner's other connectors wait with it; PyMySQL gives up after 10s by default.
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         self.lines = LinesReader(config.lines) if config.lines else None
         columns = [config.cursor, *config.key, *config.mapping.columns()]
         if config.actor:
@@ -146,7 +153,20 @@ class SqlConnector(Connector):
             return self._poll(self.bookmark, self.config.batch_size, reconcile=True)
 
     def sample(self, rows: int) -> PollResult:
-        return self._poll({}, rows, reconcile=False)
+        result = self._poll({}, rows, reconcile=False)
+        # The scan passes over rows without a cursor or key for good: say so while setting up.
+        c = self._source.c
+        cols = [c[self.config.cursor], *(c[k] for k in self.config.key)]
+        with self.engine.connect() as conn:
+            begin_read_only(conn)
+            unread = conn.execute(sa.select(sa.func.count()).select_from(self._source)
+                                  .where(sa.or_(*(col.is_(None) for col in cols)))).scalar_one()
+            conn.rollback()
+        if unread:
+            names = ", ".join([self.config.cursor, *self.config.key])
+            result.notices.append(Notice(f"{unread} row(s) have no value in {names} and are never read",
+                                         {"table": self.config.table or "(query)"}))
+        return result
 
     def _read(self, bookmark: Mapping[str, Any], limit: int, reconcile: bool) -> _Read:
         """One read-only transaction: the next batch after `bookmark`, its lines, and the
@@ -242,7 +262,7 @@ class SqlConnector(Connector):
             new["hwm"] = hwm
         if present is not None and known is not None:
             gone = sorted(known - present)
-            seq = cur.delete_seq(cur.decode(hwm) if hwm is not None else None, now)
+            seq = cur.delete_seq(cur.decode(hwm) if hwm is not None else None, now, cfg.timezone)
             for key in gone:
                 result.records.append(self._delete(key, seq, now))
                 if seen is not None:

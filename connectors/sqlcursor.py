@@ -138,12 +138,14 @@ def utc_text(when: datetime) -> str:
     return text if when.microsecond else f"{text[:19]}.000000{text[19:]}"
 
 
-def delete_seq(hwm: Any, now: datetime) -> int | str:
+def delete_seq(hwm: Any, now: datetime, tz: tzinfo) -> int | str:
     """The seq of a delete found by reconciliation: after every seq read so far."""
     if is_integral(hwm):
         return int(hwm) + 1
     stamp = utc_text(now)
     if hwm is None:
         return stamp
-    _, last = ts_and_seq(hwm, now, UTC)
+    # A naive hwm is in `tz`, as the rows' seqs were: read as UTC it could lie hours ahead,
+    # and a key re-created meanwhile would have an older seq than its delete.
+    _, last = ts_and_seq(hwm, now, tz)
     return max(stamp, str(last))

@@ -175,7 +175,7 @@ def test_the_link_in_a_message_lists_what_the_message_is_about(api: Any) -> None
     from alerts.message import AlertItem, Notification
     from alerts.template import Renderer
 
-    server, store, *_ = api
+    server, *_ = api
 
     def message(keys: list[str], group_labels: dict[str, str]) -> str:
         items = [AlertItem(fingerprint=event(k).fingerprint, rule="po-delivery-overdue", entity="purchase_order",

@@ -93,3 +93,14 @@ def test_every_verb_has_help_and_run_needs_a_broker(tmp_path: Path) -> None:
     done = run("run", str(tmp_path / "connectors.yaml"), cwd=tmp_path)
     assert done.returncode == 2
     assert "give --broker kafka://host:port" in done.stderr
+
+
+def test_check_tells_of_rows_the_cursor_never_reaches(tmp_path: Path) -> None:
+    sources(tmp_path)
+    with sqlite3.connect(tmp_path / "erp.sqlite") as db:  # rows no poll will ever read
+        db.executemany("INSERT INTO po VALUES (?, ?, ?, ?)",
+                       [("PO-4", "Acme", "2025-03-07", None), (None, "Acme", "2025-03-07", "2025-03-06")])
+    (tmp_path / "connectors.yaml").write_text(GOOD, encoding="utf-8")
+    done = run("check", str(tmp_path / "connectors.yaml"), "--only", "erp")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "note: 2 row(s) have no value in updated_at, po_number and are never read (table po)" in done.stdout

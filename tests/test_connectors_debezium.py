@@ -239,3 +239,53 @@ def test_variable_scale_decimals_and_zoned_timestamps_decode() -> None:
     assert parsed is not None and parsed.after == {
         "n": Decimal("-12.345"), "z": datetime(2025, 3, 5, 2, tzinfo=UTC), "d": date(1970, 1, 1), "t": "01:00:00"}
     assert parse_event(None) is None and parse_event(b"null") is None
+
+
+def test_an_undecodable_value_is_a_dead_letter_not_a_stuck_connector(broker: EmbeddedBroker) -> None:
+    """A value that cannot be decoded must not fail every poll on the same offset for ever."""
+    topic = f"erp-poison-{uuid.uuid4().hex[:6]}"
+    bad_decimal = {**schema_row("PO-1", "open"), "amount": "not base64!"}
+    far_future = {**plain_row("PO-2", "open"), "approved_at": 10**25}
+    # Without a schema a timestamp column mapped as a date (Odoo's date_order) arrives in µs.
+    stamped = {**plain_row("PO-3", "open"), "expected_date": TS_MS * 1000}
+    messages = [
+        (key("PO-1"), event("c", None, bad_decimal)),
+        (key("PO-2"), event("c", None, far_future, schema=False)),
+        (key("PO-3"), event("c", None, stamped, schema=False)),
+        (key("PO-4"), event("c", None, schema_row("PO-4", "open"))),
+    ]
+
+    async def go() -> None:
+        await produce(broker.bootstrap, topic, messages, partitions=1)
+        conn = connector(broker, topic)
+        await conn.start(lambda result: asyncio.sleep(0))
+        result = await drain(conn)
+        await conn.stop()
+        assert [(r.key, r.fields["expected_date"]) for r in result.records] == [
+            ("PO-3", "2025-03-05"), ("PO-4", "2025-04-01")]
+        assert [(d.where["offset"], d.reason.split(":")[0]) for d in result.dead] == [
+            (0, "column 'amount'"), (1, "field 'approved_at' (column 'approved_at')")]
+        assert conn.bookmark == {"offsets": {"0": 4}}
+
+    asyncio.run(go())
+
+
+def test_start_latest_is_where_the_connector_first_started_not_where_it_restarts(broker: EmbeddedBroker) -> None:
+    topic = f"erp-latest-{uuid.uuid4().hex[:6]}"
+
+    async def go() -> None:
+        await produce(broker.bootstrap, topic, [(key("PO-1"), event("c", None, schema_row("PO-1", "open")))])
+        first = connector(broker, topic, start="latest")
+        await first.start(lambda result: asyncio.sleep(0))
+        assert (await drain(first)).rows_read == 0  # PO-1 came before: not read
+        await first.stop()
+        saved = json.loads(json.dumps(first.bookmark))
+        # While the connector is down the ERP goes on.
+        await produce(broker.bootstrap, topic, [(key("PO-2"), event("c", None, schema_row("PO-2", "open")))])
+        second = connector(broker, topic, saved, start="latest")
+        await second.start(lambda result: asyncio.sleep(0))
+        rest = await drain(second)
+        await second.stop()
+        assert [r.key for r in rest.records] == ["PO-2"]
+
+    asyncio.run(go())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from connectors.base import BookmarkStore
+from connectors.lines import LinesConfig
 from connectors.mapping import FieldMapping, FieldSpec, MappingError
 from connectors.sql import SqlConfig, SqlConnector, begin_read_only
 from tests.dbservers import server_url, unique_name
@@ -404,3 +408,52 @@ def test_a_poll_that_was_not_published_is_read_again(db: Db) -> None:
         conn.commit(result)
     conn.close()
     assert keys == ["PO-2", "PO-3", "PO-4"]
+
+
+def test_a_query_pasted_from_a_sql_console_reads_as_written(db: Db) -> None:
+    """A trailing ';' and a trailing -- comment are how people write queries; the query is a
+    subquery here, where neither is allowed as is."""
+    db.insert(db.orders, order("PO-1", T0), order("PO-2", T0 + timedelta(seconds=1)))
+    db.insert(db.lines, {"po_number": "PO-1", "line_no": 1, "sku": "A", "qty": 2})
+    queries = [
+        f"SELECT * FROM {db.orders.name} WHERE supplier_name <> '10:30';",
+        f"SELECT * FROM {db.orders.name}\n-- every order\n",
+        f"SELECT * FROM {db.orders.name} -- every order",
+        f"SELECT * FROM {db.orders.name} ;  \n",
+    ]
+    lines = LinesConfig(parent="po_number", match="po_number", order_by=("line_no",),
+                        query=f"SELECT * FROM {db.lines.name}; -- the lines\n",
+                        mapping=FieldMapping((FieldSpec("sku", "sku"),)))
+    for query in queries:
+        cfg = orders_config(db, lines=lines)
+        cfg = SqlConfig(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "table": None, "query": query})
+        conn = SqlConnector(cfg)
+        result = conn.poll()
+        conn.close()
+        assert [(r.key, r.fields["lines"]) for r in result.records] == [
+            ("PO-1", [{"sku": "A"}]), ("PO-2", [])], query
+
+
+@pytest.mark.integration
+def test_a_postgresql_host_that_does_not_answer_fails_the_poll_instead_of_hanging() -> None:
+    """A host that takes the connection but never answers (a hung server, a pooler without a
+    backend) is a failure to back off from, not a poll that holds up every other connector."""
+    server_url("postgresql")  # the driver is there
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever says a word
+    try:
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:{silent.getsockname()[1]}/test"
+        cfg = SqlConfig(id="pg", entity="purchase_order", url=url, key=("po_number",), cursor="updated_at",
+                        mapping=FieldMapping(()), table="po")
+        conn = SqlConnector(cfg)
+        pool = ThreadPoolExecutor(max_workers=1)
+        started = time.monotonic()
+        poll = pool.submit(conn.poll)
+        with pytest.raises(sa.exc.OperationalError, match="timeout"):
+            poll.result(timeout=60)
+        assert time.monotonic() - started < 30
+        pool.shutdown(wait=False, cancel_futures=True)
+        conn.close()
+    finally:
+        silent.close()

@@ -10,8 +10,9 @@ than rows already read — the case the lookback exists for.
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -197,3 +198,37 @@ def test_reading_is_done_in_one_read_only_transaction(db: Db) -> None:
     finally:
         with db.engine.begin() as c:
             c.exec_driver_sql(f"DROP FUNCTION {fn}" + ("()" if db.engine.dialect.name == "postgresql" else ""))
+
+
+def test_lines_whose_parent_column_is_text_while_the_order_id_is_an_integer(db: Db) -> None:
+    # The lines table keeps the order's integer id as text (a varchar parent column).
+    db.insert(db.lines, *({"po_number": str(n), "line_no": 1, "sku": f"S{n}", "qty": n} for n in (1, 2)))
+    cfg = SqlConfig(
+        id="erp-lines", entity="purchase_order", url=db.url, key=("po_number",), cursor="id", table=db.lines.name,
+        mapping=FieldMapping((FieldSpec("sku", "sku"),)),
+        lines=LinesConfig(parent="po_number", match="id", table=db.lines.name,
+                          mapping=FieldMapping((FieldSpec("sku", "sku"),))),
+    )
+    conn = SqlConnector(cfg)
+    result = poll(conn)
+    conn.close()
+    assert [(r.key, r.fields["lines"]) for r in result.records] == [("1", [{"sku": "S1"}]), ("2", [{"sku": "S2"}])]
+
+
+def test_a_delete_found_by_reconciling_is_older_than_the_key_created_again(db: Db) -> None:
+    """Naive times in the site's zone (ERPNext in Shanghai): the delete's seq must not be read
+    as if they were UTC, hours ahead, or the key created again after it would look older."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    wall = datetime.now(shanghai).replace(tzinfo=None)  # what the ERP stamps
+    db.insert(db.orders, order("PO-1", wall - timedelta(minutes=2)), order("PO-2", wall - timedelta(minutes=1)))
+    conn = SqlConnector(orders_config(db, timezone=shanghai, reconcile=0.0))
+    assert keys(poll(conn)) == [("PO-1", "upsert"), ("PO-2", "upsert")]
+    with db.engine.begin() as c:
+        c.execute(db.orders.delete().where(db.orders.c.po_number == "PO-1"))
+    [gone] = poll(conn).records
+    assert (gone.key, gone.op) == ("PO-1", "delete")
+    db.insert(db.orders, order("PO-1", datetime.now(shanghai).replace(tzinfo=None) + timedelta(seconds=1)))
+    [again] = poll(conn).records
+    conn.close()
+    assert (again.key, again.op) == ("PO-1", "upsert")
+    assert str(again.seq) > str(gone.seq)  # the engine drops a seq that is not newer
