@@ -30,7 +30,7 @@ from alerts.config import AlertsConfig
 from alerts.dispatch import prune
 from alerts.message import Notification
 from alerts.notify import DeliveryError, SendContext
-from alerts.schema import OutboxRow
+from alerts.schema import AlertRow, OutboxRow
 from alerts.store import AlertStore, utc
 from alerts.template import Renderer
 
@@ -87,18 +87,36 @@ class Deliverer:
                                                           default=10.0)))
         out: list[Attempt] = []
         with Session(self.store.engine) as session, session.begin():
-            rows = session.scalars(select(OutboxRow).where(OutboxRow.status == "pending",
-                                                           OutboxRow.next_attempt_at <= now)
-                                   .order_by(OutboxRow.id).limit(d.concurrency * 8).with_for_update(skip_locked=True))
+            rows = list(session.scalars(select(OutboxRow).where(OutboxRow.status == "pending",
+                                                                OutboxRow.next_attempt_at <= now)
+                                        .order_by(OutboxRow.id).limit(d.concurrency * 8)
+                                        .with_for_update(skip_locked=True)))
+            notifications = {row.id: Notification.from_dict(json.loads(row.payload), row.id) for row in rows}
+            states = dict(session.execute(select(AlertRow.fingerprint, AlertRow.state).where(
+                AlertRow.fingerprint.in_({a.fingerprint for n in notifications.values() for a in n.alerts}))).all())
             for row in rows:
+                n = notifications[row.id]
+                if n.firing and not n.resolved and all(states.get(a.fingerprint) != "firing" for a in n.firing):
+                    self._cancel(session, row, n, states, now)
+                    continue
                 if row.receiver not in self.config.receivers:
                     row.last_error = f"receiver {row.receiver!r} is no longer configured"
                     row.next_attempt_at = now + timedelta(seconds=d.retry_max)
                     continue
                 row.next_attempt_at = lease  # claimed: nobody else picks it up meanwhile
-                out.append(Attempt(row.id, Notification.from_dict(json.loads(row.payload), row.id), row.attempts,
-                                   utc(row.created_at) or row.created_at))
+                out.append(Attempt(row.id, n, row.attempts, utc(row.created_at) or row.created_at))
         return out
+
+    def _cancel(self, session: Session, row: OutboxRow, n: Notification, states: dict[str, str],
+                now: datetime) -> None:
+        """A message still waiting (an endpoint was down) about alerts that have all been acknowledged,
+        silenced or resolved since: sending it now would only call for what is already taken care of."""
+        row.status, row.sent_at = "cancelled", now
+        fps = [a.fingerprint for a in n.alerts]
+        detail = {"receiver": n.receiver, "recipient": (n.recipient or {}).get("id", ""), "notification": row.id,
+                  "level": n.level, "reason": ", ".join(sorted({states.get(fp, "gone") for fp in fps}))}
+        self.store.record(session, fps, "notify_cancelled", n.receiver, now, detail)
+        self._delivery_status(session, set(fps))
 
     async def _send(self, attempt: Attempt, ctx: SendContext, limit: asyncio.Semaphore) -> None:
         receiver = self.config.receivers[attempt.notification.receiver]

@@ -348,7 +348,8 @@ class Dispatcher:
 
 
 def prune(session: Session, before: datetime) -> int:
-    """Forget delivered outbox rows older than `before` (their history entries stay)."""
-    result = session.execute(delete(OutboxRow).where(OutboxRow.status == "sent", OutboxRow.sent_at < before))
+    """Forget delivered (or cancelled) outbox rows older than `before` (their history entries stay)."""
+    result = session.execute(delete(OutboxRow).where(OutboxRow.status.in_(("sent", "cancelled")),
+                                                     OutboxRow.sent_at < before))
     return int(getattr(result, "rowcount", 0) or 0)
 

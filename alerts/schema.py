@@ -125,7 +125,7 @@ class OutboxRow(Base):
     group_key: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the Notification as JSON
     fingerprints: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16))  # pending, sent, dead
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, dead, cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -514,6 +514,36 @@ delivery: {{retry_initial: 10m, retry_max: 1h}}
         assert len(server.requests) - before == 2
 
 
+def test_a_message_waiting_behind_a_down_endpoint_is_not_sent_once_everything_in_it_is_acknowledged(
+        tmp_path: Path) -> None:
+    with HttpRecorderThread() as server:
+        state = {"down": True}
+        server.replies["/hook"] = lambda r: (500, "down") if state["down"] else (200, "ok")
+        cfg = config(f"""
+owners:
+  people: {{li.wei: {{name: 李伟, email: li.wei@example.com}}}}
+receivers: [{{name: hook, type: webhook, url: '{server.url}/hook'}}]
+route: {{receivers: [hook], to: [owner], group_wait: 0s, repeat_interval: 4h}}
+delivery: {{retry_initial: 10m, retry_max: 10m}}
+""")
+        p = Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock(T0))
+        p.store.apply([event("PO-1")])
+        p.step(0)
+        p.step(HOUR)
+        failed = len(server.requests)
+        assert failed >= 2  # tried, and tried again
+        p.store.acknowledge([event("PO-1").fingerprint], "li.wei", "supplier called", p.clock.dt)
+        state["down"] = False
+        p.step(HOUR)
+        assert len(server.requests) == failed  # nothing about what li.wei already took care of
+        history = [e.state for e in p.store.events(event("PO-1").fingerprint)]
+        assert history[-1] == "notify_cancelled"
+        p.store.apply([event("PO-2", at=T0 + 2 * HOUR)])  # a new problem in the same group still goes out
+        p.step(HOUR)
+        assert len(server.requests) == failed + 1
+        assert [a["labels"]["key"] for a in server.requests[-1].json()["alerts"]] == ["PO-2"]
+
+
 def test_after_give_up_the_notification_is_kept_as_dead(tmp_path: Path) -> None:
     with HttpRecorderThread() as server:
         server.replies["/hook"] = lambda r: (500, "down")
