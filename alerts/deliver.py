@@ -94,10 +94,11 @@ class Deliverer:
             notifications = {row.id: Notification.from_dict(json.loads(row.payload), row.id) for row in rows}
             states = dict(session.execute(select(AlertRow.fingerprint, AlertRow.state).where(
                 AlertRow.fingerprint.in_({a.fingerprint for n in notifications.values() for a in n.alerts}))).all())
+            cancelled: set[str] = set()
             for row in rows:
                 n = notifications[row.id]
                 if n.firing and not n.resolved and all(states.get(a.fingerprint) != "firing" for a in n.firing):
-                    self._cancel(session, row, n, states, now)
+                    cancelled.update(self._cancel(session, row, n, states, now))
                     continue
                 if row.receiver not in self.config.receivers:
                     row.last_error = f"receiver {row.receiver!r} is no longer configured"
@@ -105,10 +106,11 @@ class Deliverer:
                     continue
                 row.next_attempt_at = lease  # claimed: nobody else picks it up meanwhile
                 out.append(Attempt(row.id, n, row.attempts, utc(row.created_at) or row.created_at))
+            self._delivery_status(session, cancelled)
         return out
 
     def _cancel(self, session: Session, row: OutboxRow, n: Notification, states: dict[str, str],
-                now: datetime) -> None:
+                now: datetime) -> list[str]:
         """A message still waiting (an endpoint was down) about alerts that have all been acknowledged,
         silenced or resolved since: sending it now would only call for what is already taken care of."""
         row.status, row.sent_at = "cancelled", now
@@ -116,7 +118,7 @@ class Deliverer:
         detail = {"receiver": n.receiver, "recipient": (n.recipient or {}).get("id", ""), "notification": row.id,
                   "level": n.level, "reason": ", ".join(sorted({states.get(fp, "gone") for fp in fps}))}
         self.store.record(session, fps, "notify_cancelled", n.receiver, now, detail)
-        self._delivery_status(session, set(fps))
+        return fps
 
     async def _send(self, attempt: Attempt, ctx: SendContext, limit: asyncio.Semaphore) -> None:
         receiver = self.config.receivers[attempt.notification.receiver]

@@ -11,6 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def alert_url(external_url: str, fingerprint: str = "") -> str:
+    """The HTTP API address of one alert (or, without a fingerprint, of the alert list)."""
+    base = f"{external_url.rstrip('/')}/api/alerts"
+    return f"{base}/{fingerprint}" if fingerprint else base
+
+
 @dataclass(frozen=True)
 class AlertItem:
     fingerprint: str

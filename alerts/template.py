@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from alerts.matchers import Matcher
-from alerts.message import AlertItem, Notification
+from alerts.message import AlertItem, Notification, alert_url
 from alerts.yamlcheck import Problems, as_map, check_keys, get_str
 from orderwatch.yamlsrc import Pos
 
@@ -162,8 +162,7 @@ def parse_templates(node: Any, pos: Pos, problems: Problems) -> dict[str, Templa
 
 def _link(n: Notification) -> str:
     """The API address of what a message is about: the alert, or its group's firing alerts."""
-    base = n.external_url.rstrip("/") + "/api/alerts"
     if len(n.firing) == 1:
-        return f"{base}/{n.firing[0].fingerprint}"
+        return alert_url(n.external_url, n.firing[0].fingerprint)
     group = [("state", "firing")] + [("filter", str(Matcher(k, "=", v))) for k, v in sorted(n.group_labels.items())]
-    return f"{base}?{urlencode(group)}"
+    return f"{alert_url(n.external_url)}?{urlencode(group)}"

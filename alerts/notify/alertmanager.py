@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.clock import now_of
-from alerts.message import AlertItem, Notification
+from alerts.message import AlertItem, Notification, alert_url
 from alerts.notify import Receiver, SendContext, http_url, string_map
 from alerts.notify.http import post_json
 from alerts.yamlcheck import Problems, get_duration
@@ -39,7 +39,7 @@ def postable(a: AlertItem, n: Notification, ends_after: float, now: datetime) ->
     out = {"labels": labels, "annotations": {"title": a.title, "summary": a.summary, "fingerprint": a.fingerprint},
            "startsAt": _rfc3339(a.starts_at), "endsAt": _rfc3339(ends)}
     if n.external_url:
-        out["generatorURL"] = f"{n.external_url.rstrip('/')}/api/alerts/{a.fingerprint}"
+        out["generatorURL"] = alert_url(n.external_url, a.fingerprint)
     return out
 
 

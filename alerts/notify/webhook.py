@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from alerts.message import AlertItem, Notification
+from alerts.message import AlertItem, Notification, alert_url
 from alerts.notify import Receiver, SendContext, http_url, string_map
 from alerts.notify.http import post_json
 from alerts.yamlcheck import Problems, get_str
@@ -31,7 +31,7 @@ def _alert(a: AlertItem, external_url: str) -> dict[str, Any]:
     return {
         "status": a.status, "labels": labels, "annotations": {"title": a.title, "summary": a.summary},
         "startsAt": a.starts_at, "endsAt": a.ends_at or "0001-01-01T00:00:00Z",
-        "generatorURL": f"{external_url.rstrip('/')}/api/alerts/{a.fingerprint}" if external_url else "",
+        "generatorURL": alert_url(external_url, a.fingerprint) if external_url else "",
         "fingerprint": a.fingerprint, "state": a.state, "escalationLevel": a.level,
     }
 
