@@ -335,7 +335,8 @@ def rule_files(paths: Sequence[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     unique: list[Path] = []
     for path in files:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
             unique.append(path)
     return unique

@@ -116,6 +116,17 @@ async def drain(conn: DebeziumConnector, quiet: int = 3) -> PollResult:
     return out
 
 
+async def read_topic(broker: EmbeddedBroker, topic: str, messages: list[tuple[bytes | None, bytes | None]],
+                     partitions: int = 2) -> tuple[DebeziumConnector, PollResult]:
+    """Produce the messages, then read them all with a fresh connector, as `connectors run` would."""
+    await produce(broker.bootstrap, topic, messages, partitions=partitions)
+    conn = connector(broker, topic)
+    await conn.start(lambda result: asyncio.sleep(0))
+    result = await drain(conn)
+    await conn.stop()
+    return conn, result
+
+
 def key(po: str) -> bytes:
     return json.dumps({"po_number": po}).encode()
 
@@ -132,11 +143,7 @@ def test_envelope_events_map_with_their_logical_types(broker: EmbeddedBroker) ->
     ]
 
     async def go() -> None:
-        await produce(broker.bootstrap, topic, messages)
-        conn = connector(broker, topic)
-        await conn.start(lambda result: asyncio.sleep(0))
-        result = await drain(conn)
-        await conn.stop()
+        _, result = await read_topic(broker, topic, messages)
         assert result.dead == [] and result.rows_read == 5
         by = {(r.key, r.op, r.fields.get("status")): r for r in result.records}
         assert sorted(by) == [("PO-1", "upsert", "approved"), ("PO-1", "upsert", "open"),
@@ -167,11 +174,7 @@ def test_events_without_schema_and_the_bad_ones(broker: EmbeddedBroker) -> None:
     ]
 
     async def go() -> None:
-        await produce(broker.bootstrap, topic, messages, partitions=1)
-        conn = connector(broker, topic)
-        await conn.start(lambda result: asyncio.sleep(0))
-        result = await drain(conn)
-        await conn.stop()
+        _, result = await read_topic(broker, topic, messages, partitions=1)
         [record] = result.records
         assert record.fields == {"supplier": "Acme", "status": "open", "expected_date": "2025-04-01",
                                  "approved_at": "2025-03-05T10:00:00+00:00", "amount": 99.9}
@@ -256,11 +259,7 @@ def test_an_undecodable_value_is_a_dead_letter_not_a_stuck_connector(broker: Emb
     ]
 
     async def go() -> None:
-        await produce(broker.bootstrap, topic, messages, partitions=1)
-        conn = connector(broker, topic)
-        await conn.start(lambda result: asyncio.sleep(0))
-        result = await drain(conn)
-        await conn.stop()
+        conn, result = await read_topic(broker, topic, messages, partitions=1)
         assert [(r.key, r.fields["expected_date"]) for r in result.records] == [
             ("PO-3", "2025-03-05"), ("PO-4", "2025-04-01")]
         assert [(d.where["offset"], d.reason.split(":")[0]) for d in result.dead] == [

@@ -14,6 +14,8 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -490,7 +492,9 @@ delivery: {{retry_initial: 10s, retry_max: 10m}}
         assert p.store.get(fire.fingerprint).delivery == "sent"
 
 
-def test_reminders_do_not_pile_up_behind_an_endpoint_that_is_down(tmp_path: Path) -> None:
+@contextmanager
+def down_endpoint(tmp_path: Path, retry_max: str) -> Iterator[tuple[Pipeline, HttpRecorder, dict[str, bool]]]:
+    """li.wei's alerts to a webhook that answers 500 while state["down"], every 4h as a reminder."""
     with HttpRecorderThread() as server:
         state = {"down": True}
         server.replies["/hook"] = lambda r: (500, "down") if state["down"] else (200, "ok")
@@ -499,9 +503,13 @@ owners:
   people: {{li.wei: {{name: 李伟, email: li.wei@example.com}}}}
 receivers: [{{name: hook, type: webhook, url: '{server.url}/hook'}}]
 route: {{receivers: [hook], to: [owner], group_wait: 0s, repeat_interval: 4h}}
-delivery: {{retry_initial: 10m, retry_max: 1h}}
+delivery: {{retry_initial: 10m, retry_max: {retry_max}}}
 """)
-        p = Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock())
+        yield Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock(T0)), server, state
+
+
+def test_reminders_do_not_pile_up_behind_an_endpoint_that_is_down(tmp_path: Path) -> None:
+    with down_endpoint(tmp_path, "1h") as (p, server, state):
         p.store.apply([event("PO-1")])
         p.step(0)
         for _ in range(24):  # down for a day
@@ -516,17 +524,7 @@ delivery: {{retry_initial: 10m, retry_max: 1h}}
 
 def test_a_message_waiting_behind_a_down_endpoint_is_not_sent_once_everything_in_it_is_acknowledged(
         tmp_path: Path) -> None:
-    with HttpRecorderThread() as server:
-        state = {"down": True}
-        server.replies["/hook"] = lambda r: (500, "down") if state["down"] else (200, "ok")
-        cfg = config(f"""
-owners:
-  people: {{li.wei: {{name: 李伟, email: li.wei@example.com}}}}
-receivers: [{{name: hook, type: webhook, url: '{server.url}/hook'}}]
-route: {{receivers: [hook], to: [owner], group_wait: 0s, repeat_interval: 4h}}
-delivery: {{retry_initial: 10m, retry_max: 10m}}
-""")
-        p = Pipeline(cfg, AlertStore(f"sqlite:///{tmp_path / 'a.sqlite'}"), Clock(T0))
+    with down_endpoint(tmp_path, "10m") as (p, server, state):
         p.store.apply([event("PO-1")])
         p.step(0)
         p.step(HOUR)
