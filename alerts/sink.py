@@ -1,6 +1,7 @@
 """The alert layer inside a worker: store the alerts topic's transitions, then dispatch and deliver.
 
     alerts topic ──► agent: take batches → store.apply (one SELECT per batch) → console
+                     (acknowledged once stored; a store that cannot be written is retried)
     timer (leader) ──► dispatcher pass (route, group, dedup → outbox) → outbox sweep (send, retry)
 
 Dispatch and delivery run on one worker of the group (Faust's leader), on
@@ -14,9 +15,10 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alerts.clock import Clock, from_env
 from alerts.config import AlertsConfig, load_alerts_config
@@ -27,6 +29,11 @@ from alerts.store import AlertStore
 from orderwatch import metrics
 from orderwatch.alert import AlertEvent
 from orderwatch.config import Settings
+from orderwatch.consume import consume
+from orderwatch.record import DeadLetter
+
+if TYPE_CHECKING:
+    from engine.changelog import Output
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +50,9 @@ class SinkStats:
 
 class AlertSink:
     def __init__(self, app: faust.App, settings: Settings, store: AlertStore, clock: Clock | None = None,
-                 config: AlertsConfig | None = None) -> None:
+                 config: AlertsConfig | None = None, output: Output | None = None) -> None:
         self.app = app
+        self.output = output  # for dead letters
         self.settings = settings
         self.store = store
         self.stats = SinkStats()
@@ -65,16 +73,50 @@ class AlertSink:
                 await self.deliverer.close()
 
     async def _consume(self, stream: Any) -> None:
-        async for values in stream.take(500, within=0.02):
-            events = [AlertEvent.from_dict(d) for v in values for d in json.loads(v)]
-            # SQLAlchemy is blocking: keep the event loop (and Kafka heartbeats) free.
-            changed = await asyncio.to_thread(self.store.apply, events)
-            self.stats.received += len(events)
-            self.stats.stored += len(changed)
-            for ev in changed:
-                metrics.ALERTS_STORED.labels(ev.state).inc()
-            if self.settings.console and changed:
-                print_events(changed)
+        await consume(stream, 500, 0.02, self._store_batch, "alert sink")
+
+    async def _store_batch(self, batch: list[Any]) -> None:
+        events: list[AlertEvent] = []
+        for event in batch:
+            try:
+                events.extend(AlertEvent.from_dict(d) for d in json.loads(event.message.value))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                await self._dead_letter(event.message, exc)
+        changed = await self._apply(events)
+        self.stats.received += len(events)
+        self.stats.stored += len(changed)
+        for ev in changed:
+            metrics.ALERTS_STORED.labels(ev.state).inc()
+        if self.settings.console and changed:
+            print_events(changed)
+
+    async def _apply(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """Store the transitions; while the store cannot be written, wait and try again.
+
+        The batch stays unacknowledged meanwhile: consumption of alerts pauses rather than
+        skipping past transitions that were never stored."""
+        delay = 0.5
+        while True:
+            try:
+                # SQLAlchemy is blocking: keep the event loop (and Kafka heartbeats) free.
+                return await asyncio.to_thread(self.store.apply, events)
+            except (OperationalError, InterfaceError) as exc:
+                metrics.STORE_RETRIES.inc()
+                print(f"orderwatch: the alert store cannot be written ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}); {len(events)} alert transitions wait, retrying in "
+                      f"{delay:.0f} s", flush=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _dead_letter(self, message: Any, exc: Exception) -> None:
+        text = message.value.decode("utf-8", "replace")[:4096] if isinstance(message.value, bytes) else ""
+        letter = DeadLetter(f"not an alert transition batch: {type(exc).__name__}: {exc}", None, text,
+                            self.settings.alerts_topic,
+                            where={"topic": self.settings.alerts_topic, "partition": message.partition,
+                                   "offset": message.offset})
+        if self.output is not None:
+            await self.output.send_json(self.settings.deadletter_topic, letter.to_dict())
+        metrics.RECORDS_DEAD_LETTERED.labels("alerts").inc()
 
     async def _tick(self) -> None:
         try:

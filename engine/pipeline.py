@@ -8,8 +8,9 @@
                        rule files changed (or SIGHUP) → swap the rules, re-evaluate owned states
 
 Order of writes per input message: alerts first, then contributions to derived
-entities, then the state changelog, then Faust commits the input offset. A
-crash in between replays the message; replayed records are dropped by seq,
+entities, then the state changelog, then the input messages are acknowledged
+(orderwatch/consume.py; only then can Faust commit their offsets). A crash in
+between replays the message; replayed records are dropped by seq,
 replayed contributions by their version (engine/aggregate.py), and replayed
 alert transitions are idempotent in the store, so nothing is lost and nothing
 is notified twice. The derived topic has the changes topic's partition count,
@@ -38,6 +39,7 @@ from engine.state import EntityState, apply_record
 from orderwatch import gcpolicy, metrics
 from orderwatch.alert import AlertEvent
 from orderwatch.config import Settings
+from orderwatch.consume import consume, fail
 from orderwatch.record import DeadLetter, decode_message
 from orderwatch.topics import partition_for
 
@@ -111,14 +113,17 @@ class Engine:
 
     async def _process(self, stream: Any) -> None:
         # A batch of messages shares one changelog batch and one alerts message per
-        # partition; Faust acks the events after the body has run (after those writes).
-        await self._consume(stream, self.handle)
+        # partition; its events are acknowledged only after those writes (orderwatch/consume.py).
+        await self._consume(stream, self.handle, "engine")
 
-    async def _consume(self, stream: Any, handler: Callable[[list[tuple[bytes, int, int]]], Any]) -> None:
-        async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_wait):
+    async def _consume(self, stream: Any, handler: Callable[[list[tuple[bytes, int, int]]], Any],
+                       component: str) -> None:
+        async def run(events: list[Any]) -> None:
             with gcpolicy.batch():
                 async with self._lock:
                     await handler([(e.message.value, e.message.partition, e.message.offset) for e in events])
+
+        await consume(stream, self.settings.batch_max, self.settings.batch_wait, run, component)
 
     async def handle(self, messages: list[tuple[bytes, int, int]]) -> None:
         """Merge and evaluate (value, partition, offset) messages in order; emit per partition.
@@ -178,7 +183,7 @@ class Engine:
     # --- the derived path ---------------------------------------------------
 
     async def _fold(self, stream: Any) -> None:
-        await self._consume(stream, self.handle_derived)
+        await self._consume(stream, self.handle_derived, "engine (derived entities)")
 
     async def handle_derived(self, messages: list[tuple[bytes, int, int]]) -> None:
         """Fold (value, partition, offset) messages of contributions into derived states; evaluate."""
@@ -286,9 +291,15 @@ class Engine:
         ]
 
     async def _tick(self) -> None:
-        if self._reload_requested or self.reloader.changed():
-            await self.reload_rules()
-        await self.tick()
+        try:
+            if self._reload_requested or self.reloader.changed():
+                await self.reload_rules()
+            await self.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - alerts evaluated but not sent: stop, recover from the changelog
+            fail("engine tick", exc)
+            await asyncio.Event().wait()
 
     async def tick(self) -> int:
         """Re-evaluate every owned entity whose deadline has passed; return how many."""

@@ -24,7 +24,7 @@ from engine.changelog import Output
 from engine.evaluator import Evaluator
 from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
-from orderwatch import gcpolicy
+from orderwatch import consume, gcpolicy
 from orderwatch.config import Settings
 from orderwatch.topics import bootstrap_of, ensure_topics
 
@@ -83,7 +83,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     store = AlertStore(settings.store_url)
     output = Output(bootstrap_of(settings.broker))
     engine = Engine(app, settings, Evaluator(rules, name=settings.app_id), output, clock)
-    sink = AlertSink(app, settings, store)
+    sink = AlertSink(app, settings, store, output=output)
     order_metrics = register_order_metrics(engine.states, clock)
     app.timer(order_metrics.max_age / 3, name="orderwatch.business_metrics")(order_metrics.refresh)
     worker = Worker(settings, app, engine, sink, store, output)
@@ -137,13 +137,16 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
         worker.app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
     )
     faust_worker.spinner = None  # alerts go to stdout; no terminal control codes between them
+    consume.on_failure(request_stop)
+    code = 0
     try:
         faust_worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
+        code = int(exc.code or 0)
     finally:
         worker.store.close()
-    return 0
+    # A failed batch stopped the worker: say so with the exit code (a supervisor restarts it).
+    return 1 if consume.failure() is not None and code == 0 else code
 
 
 def request_stop() -> None:

@@ -52,6 +52,15 @@ TICK_SECONDS = Histogram(
     "Time to re-evaluate the entities whose deadline passed, per tick",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+WORKER_FAILURES = Counter(
+    "orderwatch_worker_failures_total",
+    "Failures that stopped a worker without acknowledging the input being handled",
+    ["component"],
+)
+STORE_RETRIES = Counter(
+    "orderwatch_alert_store_retries_total",
+    "Batches of alert transitions retried because the alert store could not be written",
+)
 ENTITIES_TRACKED = Gauge(
     "orderwatch_entities_tracked", "Entities held in this worker's state table", ["entity"]
 )

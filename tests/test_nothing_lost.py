@@ -1,0 +1,151 @@
+"""Nothing lost: workers killed mid-stream and an alert store that goes away lose no alert.
+
+The fault-injection trials are the short version of `bench/faults.py` (which prints
+the counts of many more trials): SIGKILL workers while overdue POs stream in, restart
+them, and every PO must end with its alert stored and told to the webhook, with at
+most one message repeated per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.store import AlertStore
+from bench.faults import run_trial
+from connectors.publisher import Publisher
+from orderwatch.config import Settings
+from orderwatch.record import ChangeRecord
+from orderwatch.topics import ensure_topics
+from tests.alerts_helpers import database
+from tests.conftest import WorkerProc, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_killed_mid_stream_lose_no_alert(workers: int, tmp_path: Path) -> None:
+    trial = run_trial(workers, 200, random.Random(workers), tmp_path)
+    assert trial.crashes == 2
+    assert trial.lost == 0, trial.row()
+    assert trial.stored == trial.notified == 200, trial.row()
+    assert trial.repeated <= trial.crashes, trial.row()
+
+
+class Proxy:
+    """A TCP relay to a database server that can be cut off and brought back (a network blip)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        for s in [listener, *conns]:
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _overdue(keys: list[str]) -> list[ChangeRecord]:
+    late = (date.today() - timedelta(days=3)).isoformat()
+    return [ChangeRecord.from_dict({
+        "source": "erp", "entity": "purchase_order", "key": key, "op": "upsert",
+        "ts": datetime.now(UTC).isoformat(), "seq": 1,
+        "fields": {"status": "open", "expected_date": late, "supplier": "Acme", "buyer": "li.wei"},
+    }) for key in keys]
+
+
+def _publish(bootstrap: str, app_id: str, records: list[ChangeRecord]) -> None:
+    async def go() -> None:
+        settings = Settings(app_id=app_id, topic_prefix=app_id)
+        await ensure_topics(bootstrap, settings)
+        publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
+        await publisher.start()
+        try:
+            await publisher.publish(records)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(go())
+
+
+def test_alerts_wait_for_an_alert_store_that_is_down(broker: Any, app_id: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's database is cut off while POs go overdue: the worker says it is waiting,
+    keeps the alerts, and stores every one once the database is back."""
+    monkeypatch.setenv("ORDERWATCH_CONSOLE", "false")
+    with database("postgresql", tmp_path) as direct:
+        host_port = direct.split("@", 1)[1].split("/", 1)[0]
+        host, port = host_port.rsplit(":", 1)
+        proxy = Proxy((host, int(port)))
+        proxy.up()
+        via_proxy = direct.replace(host_port, f"127.0.0.1:{proxy.port}")
+        worker = WorkerProc(broker.url, app_id, tmp_path, via_proxy)
+        try:
+            worker.wait_ready()
+            proxy.down()
+            keys = [f"PO-DOWN-{i}" for i in range(5)]
+            _publish(broker.bootstrap, app_id, _overdue(keys))
+            wait_for(lambda: "the alert store cannot be written" in worker.log(), 60,
+                     f"the worker to say the store cannot be written; log:\n{worker.log()}")
+            proxy.up()
+            store = AlertStore(direct)
+            try:
+                wait_for(lambda: {a.key for a in store.list(state="firing")} >= set(keys), 90,
+                         f"the 5 alerts stored after the database came back; log:\n{worker.log()}")
+            finally:
+                store.close()
+            assert worker.proc.poll() is None, worker.log()
+        finally:
+            worker.stop()
+            proxy.down()
