@@ -190,5 +190,10 @@ def test_a_broker_restart_is_reported_and_repaired(setup: Setup, how: str) -> No
     # Reported: one line each, and the metric.
     assert "BROKER RESET" in setup.log("worker")
     assert "BROKER RESET" in setup.log("connectors")
+    wait_for(lambda: setup.metric(setup.web, "orderwatch_broker_resets_total") == 1, 20, "the worker's metric")
     wait_for(lambda: setup.metric(setup.metrics, "orderwatch_broker_resets_total") == 1, 20, "connectors' metric")
-    wait_for(lambda: setup.metric(setup.web, "orderwatch_broker_resets_total") == 1, 20, "worker's metric")
+    # The rebuilt state is on the new broker too: a worker started again recovers all of it.
+    setup.stop("worker")
+    setup.start("worker")
+    wait_for(lambda: (setup.status() or {}).get("entities") == 4, 90, "a restarted worker to recover 4 orders")
+    assert setup.alerts() == after
