@@ -328,7 +328,11 @@ def _changes(row: Any, ev: AlertEvent) -> bool:
     if ev.state == "firing":
         if same_episode and row.state == "resolved" and row.resolved_by:
             return False  # a person closed this episode; only a new one reopens it
-        if same_episode and row.state in OPEN_STATES:
+        if row.state in OPEN_STATES:
+            if not same_episode and (last is None or ev.at > last):
+                # An engine that rebuilt its state (the broker restarted empty) fires an alert that is
+                # still open here: the same episode, confirmed again; acknowledged stays acknowledged.
+                return True
             return _content(row) != _content_of(ev)  # same episode: only new severity/text counts
         return True
     return row.state != "resolved"
@@ -351,7 +355,7 @@ _UPDATED = ("severity", "owner", "title", "summary", "labels", "escalate", "last
 
 def _update(row: Any, ev: AlertEvent) -> str:
     """Write the transition; return what happened (the history entry's kind)."""
-    continuing = ev.state == "firing" and row.state in OPEN_STATES and utc(row.starts_at) == ev.since
+    continuing = ev.state == "firing" and row.state in OPEN_STATES  # an open alert keeps its episode
     row.severity = ev.severity
     row.owner = ev.owner
     row.title = ev.title

@@ -20,6 +20,7 @@ from connectors import metrics
 from connectors.base import BookmarkStore, Connector, PollResult
 from connectors.publisher import Publisher
 from connectors.recovery import Identity, end_offsets, identity, published_since
+from orderwatch.epoch import BrokerWatch
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class ConnectorRunner:
     bookmarks: BookmarkStore
     interval: float = 5.0
     max_backoff: float = 300.0
+    # Notices a broker that restarted empty (then every connector resyncs from its source's start).
+    watch: BrokerWatch | None = None
     rounds: int = 0
     last_round_records: int = -1
     _slots: list[_Slot] = field(default_factory=list)
@@ -57,6 +60,9 @@ class ConnectorRunner:
             return
         self._started = True
         topic, bootstrap = self.publisher.changes_topic, self.publisher.bootstrap
+        if self.watch is not None and await self.watch.reset():
+            for slot in self._slots:
+                self._forget(slot)
         saved = {s.connector.id: self.bookmarks.load_published(s.connector.id) for s in self._slots}
         starts = {cid: offsets for cid, offsets in saved.items() if offsets}
         found = await published_since(bootstrap, topic, starts) if starts else {}
@@ -78,6 +84,26 @@ class ConnectorRunner:
                 conn.recover(replay)
         for slot in self._slots:
             await slot.connector.start(functools.partial(self.deliver, slot))
+
+    def _forget(self, slot: _Slot) -> None:
+        """Drop a connector's bookmark: its next poll reads the source from the start (a resync)."""
+        conn = slot.connector
+        conn.bookmark = {}
+        slot.replayed = set()
+        slot.failures, slot.next_poll = 0, 0.0
+        self.bookmarks.save(conn.id, None, {})  # published offsets of the old broker mean nothing now
+        log.warning("connector %s: bookmark discarded; resending the source's current state", conn.id)
+
+    async def _resync(self) -> None:
+        """The broker restarted empty under us: every connector starts over from its source's start."""
+        ends = await end_offsets(self.publisher.bootstrap, self.publisher.changes_topic)
+        for slot in self._slots:
+            async with slot.lock:
+                await slot.connector.stop()
+                self._forget(slot)
+                slot.published = dict(ends)
+                self.bookmarks.save(slot.connector.id, None, slot.published)
+                await slot.connector.start(functools.partial(self.deliver, slot))
 
     async def deliver(self, slot: _Slot, result: PollResult) -> None:
         """Publish a result's dead letters and records, then save the connector's bookmark."""
@@ -111,6 +137,8 @@ class ConnectorRunner:
     async def poll_once(self) -> int:
         """One round over the connectors that are due; returns records and dead letters sent."""
         await self.start()
+        if self.watch is not None and await self.watch.poll():
+            await self._resync()
         total = 0
         self._more = False
         now = time.monotonic()
@@ -131,6 +159,8 @@ class ConnectorRunner:
                 metrics.BACKOFF.labels(conn.id).set(delay)
                 log.warning("connector %s failed (%s); retrying in %.1fs", conn.id, exc, delay)
                 total += 1  # a failing source is not an idle one
+                if self.watch is not None:
+                    self.watch.due_now()  # the broker may have restarted: look before publishing again
                 continue
             slot.failures = 0
             slot.last_error = ""

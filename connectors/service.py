@@ -17,6 +17,7 @@ from connectors.publisher import Publisher
 from connectors.runner import ConnectorRunner
 from connectors.webhook import WebhookConnector
 from orderwatch.config import Settings
+from orderwatch.epoch import BrokerWatch, EpochFile
 from orderwatch.topics import bootstrap_of, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event
     connectors = [build_connector(cfg, store.load(cfg.id), context) for cfg in configs]
     publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
     await publisher.start()
-    runner = ConnectorRunner(connectors, publisher, store, interval=interval)
+    watch = BrokerWatch(settings, EpochFile(store.directory / ".broker-epoch.json"), "connectors")
+    runner = ConnectorRunner(connectors, publisher, store, interval=interval, watch=watch)
     try:
         await runner.start()
         for conn in connectors:

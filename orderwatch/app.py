@@ -26,6 +26,7 @@ from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
 from orderwatch import consume, gcpolicy
 from orderwatch.config import Settings
+from orderwatch.rebuild import WorkerRebuild
 from orderwatch.topics import bootstrap_of, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Worker:
     sink: AlertSink
     store: AlertStore
     output: Output
+    rebuild: WorkerRebuild | None = None  # notices a broker that restarted empty (orderwatch/rebuild.py)
 
 
 def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
@@ -87,6 +89,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     order_metrics = register_order_metrics(engine.states, clock)
     app.timer(order_metrics.max_age / 3, name="orderwatch.business_metrics")(order_metrics.refresh)
     worker = Worker(settings, app, engine, sink, store, output)
+    worker.rebuild = WorkerRebuild(worker)
     _add_web(worker)
     gcpolicy.install(app)
 
@@ -131,6 +134,8 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(bootstrap_of(settings.broker), settings))
+    if worker.rebuild is not None:
+        loop.run_until_complete(worker.rebuild.at_start())
     if on_started is not None:
         worker.app.task(lambda: on_started(worker))
     faust_worker = faust.Worker(

@@ -151,6 +151,21 @@ def test_acknowledgement_survives_the_engine_repeating_itself(store_url: str) ->
     assert (a.state, a.acked_by, a.escalation_level) == ("firing", None, 0)
 
 
+def test_an_open_alert_fired_again_by_a_rebuilt_engine_keeps_its_episode(store_url: str) -> None:
+    # After the broker restarted empty the engine starts from nothing and fires again, with a new `since`.
+    store = AlertStore(store_url)
+    fire = event("PO-1")
+    store.apply([fire])
+    store.acknowledge([fire.fingerprint], "li.wei", "supplier promised Friday", datetime.fromtimestamp(T0 + 60, UTC))
+    again = event("PO-1", at=T0 + HOUR)  # since = T0 + HOUR
+    assert store.apply([again]) == [again]
+    assert store.apply([again]) == []  # replay
+    a = store.get(fire.fingerprint)
+    assert (a.state, a.acked_by, a.starts_at) == ("acknowledged", "li.wei", datetime.fromtimestamp(T0, UTC))
+    assert a.last_change == datetime.fromtimestamp(T0 + HOUR, UTC)  # confirmed after the reset
+    assert [h[0] for h in store.history(fire.fingerprint)] == ["firing", "acknowledged", "updated"]
+
+
 def test_a_person_resolving_by_hand_closes_the_episode(store_url: str) -> None:
     store = AlertStore(store_url)
     fire = event("PO-1")
