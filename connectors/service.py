@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from connectors.base import BookmarkStore
@@ -16,6 +15,7 @@ from connectors.config import Context, build_connector, load_config
 from connectors.publisher import Publisher
 from connectors.runner import ConnectorRunner
 from connectors.webhook import WebhookConnector
+from orderwatch import shutdown
 from orderwatch.config import Settings
 from orderwatch.epoch import BrokerWatch, EpochFile
 from orderwatch.topics import bootstrap_of, ensure_topics
@@ -55,14 +55,19 @@ async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event
 
 
 def run(config_path: str | Path, settings: Settings, interval: float = 5.0) -> int:
-    """`serve` in its own event loop; SIGINT/SIGTERM stop it after the poll in progress."""
+    """`serve` in its own event loop; SIGINT/SIGTERM stop it after the poll in progress, and
+    end the process within shutdown.DEADLINE_SECONDS even if that poll never ends."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config_path, settings, stop, interval)
+        with shutdown.graceful(lambda signum: loop.call_soon_threadsafe(stop.set)):
+            try:
+                await serve(config_path, settings, stop, interval)
+            finally:
+                if stop.is_set():
+                    shutdown.hang_if_testing("connectors")
 
-    asyncio.run(main())
+    with shutdown.bounded():
+        asyncio.run(main())
     return 0

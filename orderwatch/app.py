@@ -24,10 +24,10 @@ from engine.changelog import Output
 from engine.evaluator import Evaluator
 from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
-from orderwatch import consume, gcpolicy
+from orderwatch import consume, gcpolicy, shutdown
 from orderwatch.config import Settings
 from orderwatch.rebuild import WorkerRebuild
-from orderwatch.topics import bootstrap_of, ensure_topics
+from orderwatch.topics import bootstrap_of, ensure_topics_retrying
 
 log = logging.getLogger(__name__)
 
@@ -128,24 +128,47 @@ def _add_web(worker: Worker) -> None:
         })
 
 
+class _Worker(faust.Worker):
+    """Faust's worker with orderwatch's signal handling (orderwatch/shutdown.py) instead of its own:
+    Faust's runs in the event loop and ignores further signals, so a stuck stop was for ever."""
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+
 def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None) -> int:
-    """Run until SIGINT/SIGTERM (or until a task asks to stop); returns the exit code."""
+    """Run until SIGINT/SIGTERM (or until a task asks to stop); returns the exit code.
+
+    A signal starts Faust's graceful stop; the process ends within shutdown.DEADLINE_SECONDS
+    whatever Faust does (see orderwatch/shutdown.py)."""
     settings = worker.settings
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(bootstrap_of(settings.broker), settings))
-    if worker.rebuild is not None:
-        loop.run_until_complete(worker.rebuild.at_start())
-    if on_started is not None:
-        worker.app.task(lambda: on_started(worker))
-    faust_worker = faust.Worker(
-        worker.app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
-    )
-    faust_worker.spinner = None  # alerts go to stdout; no terminal control codes between them
     consume.on_failure(request_stop)
     code = 0
     try:
-        faust_worker.execute_from_commandline()
+        with shutdown.bounded():
+            loop.run_until_complete(ensure_topics_retrying(bootstrap_of(settings.broker), settings))
+            if worker.rebuild is not None:
+                loop.run_until_complete(worker.rebuild.at_start())
+            if on_started is not None:
+                worker.app.task(lambda: on_started(worker))
+
+            @worker.app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
+            async def _test_hang(app: faust.App, **_: Any) -> None:
+                shutdown.hang_if_testing("worker")
+
+            faust_worker = _Worker(
+                worker.app, loop=loop, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+            )
+            faust_worker.spinner = None  # alerts go to stdout; no terminal control codes between them
+
+            def stop(signum: int) -> None:
+                on_signal = faust_worker._on_sigint if signum == signal.SIGINT else faust_worker._on_sigterm
+                loop.call_soon_threadsafe(on_signal)
+
+            with shutdown.graceful(stop):
+                faust_worker.execute_from_commandline()
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from orderwatch import shutdown
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -96,6 +98,7 @@ class EmbeddedBroker:
             stderr=log,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, before exec; no locks taken
         )
+        shutdown.watch_child(self.process)  # a forced stop of orderwatch kills it first
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -110,15 +113,17 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"embedded broker did not accept connections on {self.bootstrap} in {timeout}s")
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            shutdown.unwatch_child(proc)
         if self._log is not None:
             self._log.close()
             self._log = None

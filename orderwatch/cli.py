@@ -34,29 +34,35 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from orderwatch import shutdown
     from orderwatch.app import build_worker, run_worker
     from orderwatch.broker import EmbeddedBroker
 
-    settings = _settings(args)
-    if settings.broker != "embedded":
-        return run_worker(build_worker(settings))
-    from dataclasses import replace
+    with shutdown.bounded():  # SIGINT/SIGTERM end the worker and its broker within the deadline
+        settings = _settings(args)
+        if settings.broker != "embedded":
+            return run_worker(build_worker(settings))
+        from dataclasses import replace
 
-    with EmbeddedBroker() as broker:
-        print(f"orderwatch: embedded broker on {broker.bootstrap}", flush=True)
-        return run_worker(build_worker(replace(settings, broker=broker.url)))
+        with EmbeddedBroker() as broker:
+            print(f"orderwatch: embedded broker on {broker.bootstrap}", flush=True)
+            return run_worker(build_worker(replace(settings, broker=broker.url)))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from orderwatch import shutdown
     from orderwatch.demo import run_demo
 
-    return run_demo(args.exit_when_idle, args.web_port, args.datadir)
+    with shutdown.bounded():
+        return run_demo(args.exit_when_idle, args.web_port, args.datadir)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
+    from orderwatch import shutdown
     from orderwatch.broker import EmbeddedBroker
 
-    with EmbeddedBroker(port=args.port) as broker:
+    # A signal raises KeyboardInterrupt in the loop below; leaving the block stops the broker.
+    with shutdown.bounded(), EmbeddedBroker(port=args.port) as broker:
         print(f"embedded broker listening: {broker.url}", flush=True)
         try:
             while broker.process is not None and broker.process.poll() is None:

@@ -89,6 +89,7 @@ class WorkerProc:
                 "--web-port", str(self.port), "--store", store, "--tick", str(tick), *extra,
             ],
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115 - the worker's log, open as long as it runs
+            start_new_session=True,  # its own process group, killed whole by stop()
         )
 
     @property
@@ -116,17 +117,47 @@ class WorkerProc:
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL to its whole process group (start it with start_new_session=True);
+    an embedded broker child dies with its parent (PR_SET_PDEATHSIG)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # also whatever it started, even once it has exited
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Any]:
+    """Start an orderwatch command as a process of its own group, output to a log file; every
+    one still running at teardown (even when the test failed) is stopped, its group killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"proc-{len(started)}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([*ORDERWATCH, *args], stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env or {})}, start_new_session=True)
+        proc.log_path = log  # type: ignore[attr-defined]
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        stop_process(proc, timeout=5)
 
 
 @pytest.fixture
@@ -146,7 +177,7 @@ def workers(broker: EmbeddedBroker, app_id: str, tmp_path: Path) -> Iterator[Any
 
     start.store = store  # type: ignore[attr-defined]
     yield start
-    for w in started:
+    for w in started:  # stop_process never raises, so each is stopped even if one hangs
         w.stop()
 
 

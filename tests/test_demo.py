@@ -1,4 +1,4 @@
-"""`orderwatch demo`: the first command of the README, and its clean exit on every path."""
+"""`orderwatch demo`: the first command of the README, and its clean exit (Ctrl-C: tests/test_shutdown.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orderwatch.broker import free_port
-from tests.conftest import ORDERWATCH, tansu_pids, wait_for
+from tests.conftest import ORDERWATCH, stop_process, tansu_pids, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +32,21 @@ def test_demo_prints_overdue_alerts_serves_metrics_and_exits_when_idle(tmp_path:
     port = free_port()
     proc = subprocess.Popen(
         ORDERWATCH + ["demo", "--exit-when-idle", "--web-port", str(port), "--datadir", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     samples: list[dict[str, float]] = []
     brokers: set[int] = set()
-    while proc.poll() is None:
-        brokers |= tansu_pids(parent=proc.pid)
-        try:
-            samples.append(scrape(port))
-        except OSError:
-            pass
-        time.sleep(0.2)
-    output = proc.stdout.read() if proc.stdout else ""
+    try:
+        while proc.poll() is None:
+            brokers |= tansu_pids(parent=proc.pid)
+            try:
+                samples.append(scrape(port))
+            except OSError:
+                pass
+            time.sleep(0.2)
+        output = proc.stdout.read() if proc.stdout else ""
+    finally:
+        stop_process(proc)
     assert proc.returncode == 0, output
     assert "[FIRING  ] warning  po-delivery-overdue  purchase_order PO-2025-0042  owner=li.wei" in output
     assert "is 12 days late" in output
@@ -58,30 +61,17 @@ def test_demo_prints_overdue_alerts_serves_metrics_and_exits_when_idle(tmp_path:
     assert not brokers & tansu_pids(), "the broker stopped with the demo"
 
 
-def test_ctrl_c_stops_the_demo_and_its_broker(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        ORDERWATCH + ["demo", "--datadir", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "[FIRING" in line:
-            break
-    brokers = tansu_pids(parent=proc.pid)
-    assert brokers, "the demo runs its own broker"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 0
-    wait_for(lambda: not (brokers & tansu_pids()), 10, "the broker to stop")
-
-
 def test_a_killed_worker_leaves_no_broker_behind(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         ORDERWATCH + ["worker", "--datadir", str(tmp_path), "--web-port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    assert proc.stdout is not None
-    assert "embedded broker on 127.0.0.1:" in proc.stdout.readline()
-    mine = wait_for(lambda: tansu_pids(parent=proc.pid), 10, "the embedded broker")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        assert proc.stdout is not None
+        assert "embedded broker on 127.0.0.1:" in proc.stdout.readline()
+        mine = wait_for(lambda: tansu_pids(parent=proc.pid), 10, "the embedded broker")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        stop_process(proc)
     wait_for(lambda: not (mine & tansu_pids()), 10, "the orphaned broker to die with its parent")
