@@ -10,8 +10,9 @@ is blocked. Ending hard is safe for data: input whose effects are not on the
 broker is not acknowledged, and a restart reads it again.
 
 Commands wrap their whole run in `bounded()`; a worker says how it stops
-gracefully with `graceful(...)`. Before that (or after), a signal raises
-KeyboardInterrupt in the main thread, which ends the command at once.
+gracefully with `graceful(...)`. Outside `graceful` (while starting), a signal
+raises KeyboardInterrupt in the main thread, which ends the command at once.
+Once a signal has come, the deadline holds until the process ends.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ _graceful: Callable[[int], object] | None = None
 _depth = 0
 _previous: dict[int, Any] = {}
 _signalled: int | None = None
-_watchdog: threading.Event | None = None
 
 
 def watch_child(proc: subprocess.Popen[bytes]) -> None:
@@ -58,7 +58,7 @@ def unwatch_child(proc: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def bounded() -> Iterator[None]:
     """Handle SIGINT/SIGTERM for the block: end it within the deadline. Re-entrant."""
-    global _depth, _signalled, _watchdog
+    global _depth
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set in the main thread; the caller's handle it
         return
@@ -70,13 +70,11 @@ def bounded() -> Iterator[None]:
         yield
     finally:
         _depth -= 1
-        if _depth == 0:
+        # Once a stop is asked for, the handlers and the watchdog stay until the process ends:
+        # the deadline also covers what follows (joining threads at interpreter exit).
+        if _depth == 0 and _signalled is None:
             for sig in _SIGNALS:
                 signal.signal(sig, _previous.pop(sig))
-            if _watchdog is not None:  # ended in time: disarm
-                _watchdog.set()
-                faulthandler.cancel_dump_traceback_later()
-            _signalled, _watchdog = None, None
 
 
 @contextmanager
@@ -103,14 +101,12 @@ def hang_if_testing(where: str) -> None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _signalled, _watchdog
+    global _signalled
     name = signal.Signals(signum).name
     if _signalled is not None:
         _force(f"second {name}: stopped at once, without waiting for the graceful stop", 128 + signum)
     _signalled = signum
-    _watchdog = threading.Event()
-    threading.Thread(target=_watch, args=(_watchdog, name), name="orderwatch-shutdown-watchdog",
-                     daemon=True).start()
+    threading.Thread(target=_watch, args=(name,), name="orderwatch-shutdown-watchdog", daemon=True).start()
     # The backstop of the backstop: should the interpreter itself be stuck (a C call holding the
     # GIL), the C-level faulthandler thread still ends the process, with the threads' tracebacks.
     faulthandler.dump_traceback_later(DEADLINE_SECONDS + 5, exit=True)
@@ -119,9 +115,9 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     _graceful(signum)
 
 
-def _watch(disarmed: threading.Event, name: str) -> None:
-    if not disarmed.wait(DEADLINE_SECONDS):
-        _force(f"{name}: the graceful stop did not finish within {DEADLINE_SECONDS:g} s", FORCED_EXIT)
+def _watch(name: str) -> None:
+    time.sleep(DEADLINE_SECONDS)  # a process that ended in time takes this daemon thread with it
+    _force(f"{name}: the graceful stop did not finish within {DEADLINE_SECONDS:g} s", FORCED_EXIT)
 
 
 def _force(why: str, code: int) -> None:
