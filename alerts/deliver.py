@@ -6,9 +6,11 @@ attempt is retried after retry_initial, doubling up to retry_max; after
 API and the history); after `give_up_after` it is marked dead and kept for
 inspection, never silently dropped. Each row is claimed before sending (its
 next attempt moved past the send timeout) so that two workers never send it
-twice; a crash between the endpoint's acceptance and the row update can
-still repeat one message: email carries a stable Message-ID and webhooks an
-Idempotency-Key, so receivers can recognise it.
+twice. Rows are claimed only as sending slots free up (at most `concurrency`
+are claimed and unrecorded at any time) and each delivery is recorded in its
+own transaction as soon as its endpoint answers, so a crash can repeat only
+the messages in flight (at most `concurrency`): email carries a stable
+Message-ID and webhooks an Idempotency-Key, so receivers can recognise them.
 """
 
 from __future__ import annotations
@@ -67,21 +69,53 @@ class Deliverer:
         return float(min(d.retry_max, d.retry_initial * (2 ** max(0, attempts - 1))))
 
     async def run_once(self) -> tuple[int, int]:
-        """Send every due notification; return (sent, failed)."""
-        now = now_of(self.clock)
-        batch = await asyncio.to_thread(self._claim, now)
-        if batch:
-            if self._http is None:
-                self._http = aiohttp.ClientSession()
-            ctx = SendContext(self._http, self.renderer, self.clock)
-            limit = asyncio.Semaphore(self.config.delivery.concurrency)
-            await asyncio.gather(*(self._send(a, ctx, limit) for a in batch))
-            await asyncio.to_thread(self._record, batch, now_of(self.clock))
-        await asyncio.to_thread(self._housekeeping, now)
-        failed = sum(1 for a in batch if a.error)
-        return len(batch) - failed, failed
+        """Send the due notifications (at most concurrency x 8 per pass); return (sent, failed).
 
-    def _claim(self, now: datetime) -> list[Attempt]:
+        A slot that frees up claims the next due row, so every claimed row is being sent; each
+        one is recorded as soon as its endpoint answered. Cancelled (the worker stops), the
+        sends in flight are abandoned: their rows stay claimed and are sent again after the lease.
+        """
+        concurrency = self.config.delivery.concurrency
+        budget = concurrency * 8  # a pass ends even while new notifications keep coming
+        in_flight: set[asyncio.Task[bool]] = set()
+        sent = failed = 0
+        exhausted = False
+        try:
+            while True:
+                free = min(concurrency - len(in_flight), budget)
+                if free > 0 and not exhausted:
+                    batch, selected = await asyncio.to_thread(self._claim, now_of(self.clock), free)
+                    budget -= selected
+                    exhausted = selected < free
+                    if batch and self._http is None:
+                        self._http = aiohttp.ClientSession()
+                    for attempt in batch:
+                        in_flight.add(asyncio.create_task(self._deliver(attempt)))
+                if not in_flight:
+                    break
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.result():
+                        sent += 1
+                    else:
+                        failed += 1
+        finally:
+            for task in in_flight:  # only when cancelled or a record failed: the rest is abandoned
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        await asyncio.to_thread(self._housekeeping, now_of(self.clock))
+        return sent, failed
+
+    async def _deliver(self, attempt: Attempt) -> bool:
+        """Send one claimed notification and record the outcome at once; True if it was accepted."""
+        assert self._http is not None
+        await self._send(attempt, SendContext(self._http, self.renderer, self.clock))
+        # Its own short transaction: what is recorded here is never sent again after a crash.
+        await asyncio.to_thread(self._record, attempt, now_of(self.clock))
+        return attempt.error is None
+
+    def _claim(self, now: datetime, limit: int) -> tuple[list[Attempt], int]:
+        """Claim up to `limit` due rows; return those to send and how many due rows were looked at."""
         d = self.config.delivery
         lease = now + timedelta(seconds=max(60.0, 3 * max((r.timeout for r in self.config.receivers.values()),
                                                           default=10.0)))
@@ -89,7 +123,7 @@ class Deliverer:
         with Session(self.store.engine) as session, session.begin():
             rows = list(session.scalars(select(OutboxRow).where(OutboxRow.status == "pending",
                                                                 OutboxRow.next_attempt_at <= now)
-                                        .order_by(OutboxRow.id).limit(d.concurrency * 8)
+                                        .order_by(OutboxRow.id).limit(limit)
                                         .with_for_update(skip_locked=True)))
             notifications = {row.id: Notification.from_dict(json.loads(row.payload), row.id) for row in rows}
             states = dict(session.execute(select(AlertRow.fingerprint, AlertRow.state).where(
@@ -107,7 +141,7 @@ class Deliverer:
                 row.next_attempt_at = lease  # claimed: nobody else picks it up meanwhile
                 out.append(Attempt(row.id, n, row.attempts, utc(row.created_at) or row.created_at))
             self._delivery_status(session, cancelled)
-        return out
+        return out, len(rows)
 
     def _cancel(self, session: Session, row: OutboxRow, n: Notification, states: dict[str, str],
                 now: datetime) -> list[str]:
@@ -120,20 +154,19 @@ class Deliverer:
         self.store.record(session, fps, "notify_cancelled", n.receiver, now, detail)
         return fps
 
-    async def _send(self, attempt: Attempt, ctx: SendContext, limit: asyncio.Semaphore) -> None:
+    async def _send(self, attempt: Attempt, ctx: SendContext) -> None:
         receiver = self.config.receivers[attempt.notification.receiver]
         started = time.perf_counter()
-        async with limit:
-            try:
-                await asyncio.wait_for(receiver.send(attempt.notification, ctx), receiver.timeout + 5)
-            except DeliveryError as exc:
-                attempt.error = str(exc)
-                attempt.retry_after = exc.retry_after
-            except TimeoutError:
-                attempt.error = f"no answer within {receiver.timeout:.0f}s"
-            except Exception as exc:  # a bug in one integration must not stop the others
-                log.exception("receiver %s failed", receiver.name)
-                attempt.error = f"{type(exc).__name__}: {exc}"
+        try:
+            await asyncio.wait_for(receiver.send(attempt.notification, ctx), receiver.timeout + 5)
+        except DeliveryError as exc:
+            attempt.error = str(exc)
+            attempt.retry_after = exc.retry_after
+        except TimeoutError:
+            attempt.error = f"no answer within {receiver.timeout:.0f}s"
+        except Exception as exc:  # a bug in one integration must not stop the others
+            log.exception("receiver %s failed", receiver.name)
+            attempt.error = f"{type(exc).__name__}: {exc}"
         metrics.DELIVERY_SECONDS.labels(receiver.type).observe(time.perf_counter() - started)
         if attempt.error:
             metrics.NOTIFICATIONS_FAILED.labels(receiver.name, receiver.type).inc()
@@ -142,23 +175,20 @@ class Deliverer:
         else:
             metrics.NOTIFICATIONS_SENT.labels(receiver.name, receiver.type).inc()
 
-    def _record(self, batch: list[Attempt], now: datetime) -> None:
+    def _record(self, a: Attempt, now: datetime) -> None:
         d = self.config.delivery
-        affected: set[str] = set()
+        n = a.notification
+        fps = [x.fingerprint for x in n.alerts]
+        who = (n.recipient or {}).get("id", "")
+        detail = {"receiver": n.receiver, "recipient": who, "notification": a.id, "level": n.level,
+                  "status": {x.fingerprint: x.status for x in n.alerts}}
+        attempts = a.attempts + 1
         with Session(self.store.engine) as session, session.begin():
-            for a in batch:
-                n = a.notification
-                fps = [x.fingerprint for x in n.alerts]
-                affected.update(fps)
-                who = (n.recipient or {}).get("id", "")
-                detail = {"receiver": n.receiver, "recipient": who, "notification": a.id, "level": n.level,
-                          "status": {x.fingerprint: x.status for x in n.alerts}}
-                attempts = a.attempts + 1
-                if a.error is None:
-                    session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
-                        status="sent", sent_at=now, attempts=attempts, last_error=None))
-                    self.store.record(session, fps, "notified", n.receiver, now, detail)
-                    continue
+            if a.error is None:
+                session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
+                    status="sent", sent_at=now, attempts=attempts, last_error=None))
+                self.store.record(session, fps, "notified", n.receiver, now, detail)
+            else:
                 dead = now - a.created_at >= timedelta(seconds=d.give_up_after)
                 # A rate-limited endpoint's Retry-After is honoured, still no longer than retry_max.
                 delay = min(d.retry_max, max(self.backoff(attempts), a.retry_after or 0.0))
@@ -168,7 +198,7 @@ class Deliverer:
                 if attempts == d.failing_after or dead:
                     self.store.record(session, fps, "notify_failed", n.receiver, now,
                                       {**detail, "attempts": attempts, "error": a.error[:500], "gave_up": dead})
-            self._delivery_status(session, affected)
+            self._delivery_status(session, set(fps))
 
     def _delivery_status(self, session: Session, fingerprints: set[str]) -> None:
         """Per alert: failing if any of its notifications keeps failing, pending if any waits, else sent."""
