@@ -112,10 +112,6 @@ class AlertsApi:
                             f"{request.method} {request.path} needs {scope!r}")
         return token.name
 
-    def who(self, request: Any) -> str:
-        """The name of the request's token, whatever its scopes; Unauthorized if there is none."""
-        return self.token_of(request).name
-
     @staticmethod
     def unauthorized(web: Any, exc: Unauthorized | Forbidden) -> Any:
         if isinstance(exc, Forbidden):
