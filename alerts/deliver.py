@@ -7,8 +7,8 @@ API and the history); after `give_up_after` it is marked dead and kept for
 inspection, never silently dropped. Each row is claimed before sending (its
 next attempt moved past the send timeout) so that two workers never send it
 twice. Rows are claimed only as sending slots free up (at most `concurrency`
-are claimed and unrecorded at any time) and each delivery is recorded in its
-own transaction as soon as its endpoint answers, so a crash can repeat only
+are claimed and unrecorded at any time) and each delivery is recorded in a
+short transaction as soon as its endpoint answers, so a crash can repeat only
 the messages in flight (at most `concurrency`): email carries a stable
 Message-ID and webhooks an Idempotency-Key, so receivers can recognise them.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
@@ -58,6 +58,8 @@ class Deliverer:
         self.renderer = Renderer(config.templates)
         self._http: aiohttp.ClientSession | None = None
         self._last_prune = 0.0
+        self._unrecorded: list[tuple[Attempt, asyncio.Future[None]]] = []  # answered, not yet written
+        self._writer: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         if self._http is not None:
@@ -103,16 +105,42 @@ class Deliverer:
             for task in in_flight:  # only when cancelled or a record failed: the rest is abandoned
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+            writer, self._writer = self._writer, None
+            if writer is not None and not writer.done():  # what was answered is still written down
+                await asyncio.gather(writer, return_exceptions=True)
         await asyncio.to_thread(self._housekeeping, now_of(self.clock))
         return sent, failed
 
     async def _deliver(self, attempt: Attempt) -> bool:
-        """Send one claimed notification and record the outcome at once; True if it was accepted."""
+        """Send one claimed notification and record the outcome at once; True if it was accepted.
+
+        The slot is free again only once the outcome is committed: claimed and unrecorded rows,
+        what a crash can repeat, never number more than `concurrency`.
+        """
         assert self._http is not None
         await self._send(attempt, SendContext(self._http, self.renderer, self.clock))
-        # Its own short transaction: what is recorded here is never sent again after a crash.
-        await asyncio.to_thread(self._record, attempt, now_of(self.clock))
+        recorded = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((attempt, recorded))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await recorded
         return attempt.error is None
+
+    async def _write(self) -> None:
+        """Record answered deliveries, each as soon as possible: one short transaction for those that
+        were answered while the previous one was being written (one commit each under light load)."""
+        while self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
+            try:
+                await asyncio.to_thread(self._record, [a for a, _ in batch], now_of(self.clock))
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting delivery
+                for _, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_exception(exc)
+            else:
+                for _, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_result(None)
 
     def _claim(self, now: datetime, limit: int) -> tuple[list[Attempt], int]:
         """Claim up to `limit` due rows; return those to send and how many due rows were looked at."""
@@ -175,20 +203,23 @@ class Deliverer:
         else:
             metrics.NOTIFICATIONS_SENT.labels(receiver.name, receiver.type).inc()
 
-    def _record(self, a: Attempt, now: datetime) -> None:
+    def _record(self, batch: list[Attempt], now: datetime) -> None:
         d = self.config.delivery
-        n = a.notification
-        fps = [x.fingerprint for x in n.alerts]
-        who = (n.recipient or {}).get("id", "")
-        detail = {"receiver": n.receiver, "recipient": who, "notification": a.id, "level": n.level,
-                  "status": {x.fingerprint: x.status for x in n.alerts}}
-        attempts = a.attempts + 1
+        affected: set[str] = set()
         with Session(self.store.engine) as session, session.begin():
-            if a.error is None:
-                session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
-                    status="sent", sent_at=now, attempts=attempts, last_error=None))
-                self.store.record(session, fps, "notified", n.receiver, now, detail)
-            else:
+            for a in batch:
+                n = a.notification
+                fps = [x.fingerprint for x in n.alerts]
+                affected.update(fps)
+                who = (n.recipient or {}).get("id", "")
+                detail = {"receiver": n.receiver, "recipient": who, "notification": a.id, "level": n.level,
+                          "status": {x.fingerprint: x.status for x in n.alerts}}
+                attempts = a.attempts + 1
+                if a.error is None:
+                    session.execute(update(OutboxRow).where(OutboxRow.id == a.id).values(
+                        status="sent", sent_at=now, attempts=attempts, last_error=None))
+                    self.store.record(session, fps, "notified", n.receiver, now, detail)
+                    continue
                 dead = now - a.created_at >= timedelta(seconds=d.give_up_after)
                 # A rate-limited endpoint's Retry-After is honoured, still no longer than retry_max.
                 delay = min(d.retry_max, max(self.backoff(attempts), a.retry_after or 0.0))
@@ -198,7 +229,7 @@ class Deliverer:
                 if attempts == d.failing_after or dead:
                     self.store.record(session, fps, "notify_failed", n.receiver, now,
                                       {**detail, "attempts": attempts, "error": a.error[:500], "gave_up": dead})
-            self._delivery_status(session, set(fps))
+            self._delivery_status(session, affected)
 
     def _delivery_status(self, session: Session, fingerprints: set[str]) -> None:
         """Per alert: failing if any of its notifications keeps failing, pending if any waits, else sent."""
@@ -207,8 +238,15 @@ class Deliverer:
         failing_after = self.config.delivery.failing_after
         status = {fp: "sent" for fp in fingerprints}
         errors: dict[str, str] = {}
-        rows = session.execute(select(OutboxRow.fingerprints, OutboxRow.status, OutboxRow.attempts,
-                                      OutboxRow.last_error).where(OutboxRow.status.in_(("pending", "dead"))))
+        query = select(OutboxRow.fingerprints, OutboxRow.status, OutboxRow.attempts,
+                       OutboxRow.last_error).where(OutboxRow.status.in_(("pending", "dead")))
+        if len(fingerprints) <= 50:
+            # Each delivery is recorded on its own: let the database skip the rows that cannot name
+            # these alerts (the JSON text holds each fingerprint verbatim) rather than decode every
+            # waiting row per delivery. The exact check stays below.
+            text = cast(OutboxRow.fingerprints, Text)
+            query = query.where(or_(*(text.contains(fp, autoescape=True) for fp in sorted(fingerprints))))
+        rows = session.execute(query)
         for fps, state, attempts, error in rows:
             for fp in set(fps or ()) & fingerprints:
                 if state == "dead" or attempts >= failing_after:
