@@ -12,7 +12,13 @@
 
 Every request needs `Authorization: Bearer <token>` with a token from the
 alerts file's `api.tokens`; the token's name is recorded as who acted
-(`by` in a body is recorded alongside it). No valid token: 401.
+(`by` in a body is recorded alongside it). No valid token: 401. A token
+without the `write` scope gets 403 for every call that changes something.
+
+`require_tokens` puts the same check in front of every page of the worker's
+web server (Faust's own ones, the order timeline, the status, any page added
+later): only the paths it is told are open (/metrics, /healthz) answer without
+a token, and every method but GET/HEAD/OPTIONS needs `write`.
 """
 
 from __future__ import annotations
@@ -20,16 +26,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import faust
+from aiohttp import web as aioweb
 from faust.web import View
 
 from alerts import matchers as m
 from alerts.clock import Clock, from_env, now_of
-from alerts.config import AlertsConfig, load_alerts_config
+from alerts.config import AlertsConfig, ApiToken, load_alerts_config
 from alerts.inhibit import Labelled, inhibited
 from alerts.labels import row_labels
 from alerts.schema import OPEN_STATES, STATES
@@ -38,10 +45,20 @@ from alerts.store import AlertStore, StoredAlert
 from orderwatch.config import Settings
 
 MAX_LIST = 5000
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # every other method changes something: `write`
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="orderwatch"'}
 
 
 class Unauthorized(Exception):
-    pass
+    """No valid token: HTTP 401."""
+
+
+class Forbidden(Exception):
+    """A valid token without the scope the call needs: HTTP 403."""
+
+
+def scope_of(method: str) -> str:
+    return "read" if method.upper() in READ_METHODS else "write"
 
 
 def alert_json(a: StoredAlert, inhibited_by: str | None = None) -> dict[str, Any]:
@@ -71,27 +88,40 @@ class AlertsApi:
 
     # --- authentication -----------------------------------------------------------
 
-    def who(self, request: Any) -> str:
-        """The name of the request's token; Unauthorized if there is no valid one."""
+    def token_of(self, request: Any) -> ApiToken:
+        """The request's token; Unauthorized if there is no valid one."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("send Authorization: Bearer <token>")
         if not self.config.tokens:
             raise Unauthorized("the API is disabled: the alerts file has no api.tokens")
-        for t in self.config.tokens:
+        found = None
+        for t in self.config.tokens:  # every token compared, in constant time: no timing hint
             if hmac.compare_digest(t.token.encode(), token.strip().encode()):
-                return t.name
-        raise Unauthorized("invalid token")
+                found = t
+        if found is None:
+            raise Unauthorized("invalid token")
+        return found
+
+    def authorize(self, request: Any, scope: str) -> str:
+        """The name of the request's token if it has `scope`; Unauthorized (401) or Forbidden (403)."""
+        token = self.token_of(request)
+        if not token.allows(scope):
+            raise Forbidden(f"token {token.name!r} has the scopes {', '.join(sorted(token.scopes))}; "
+                            f"{request.method} {request.path} needs {scope!r}")
+        return token.name
 
     @staticmethod
-    def unauthorized(web: Any, exc: Unauthorized) -> Any:
-        return web.json({"error": str(exc)}, status=401, headers={"WWW-Authenticate": 'Bearer realm="orderwatch"'})
+    def unauthorized(web: Any, exc: Unauthorized | Forbidden) -> Any:
+        if isinstance(exc, Forbidden):
+            return web.json({"error": str(exc)}, status=403)
+        return web.json({"error": str(exc)}, status=401, headers=_CHALLENGE)
 
     async def guarded(self, web: Any, request: Any, handler: Callable[..., Any], *args: Any) -> Any:
         try:
-            actor = self.who(request)
-        except Unauthorized as exc:
+            actor = self.authorize(request, scope_of(request.method))
+        except (Unauthorized, Forbidden) as exc:
             return self.unauthorized(web, exc)
         try:
             return await handler(web, request, actor, *args)
@@ -218,14 +248,12 @@ class AlertsApi:
                          not_here: str | None = None) -> Any:
         """The order's state (from the engine) with its alerts and their history: the audit trail.
 
-        Needs a token when the alerts file defines any (it shows who did what);
-        a worker without API tokens serves it as before, read-only.
+        Needs a token with `read`, as every page with order or alert data.
         """
-        if self.config.tokens:
-            try:
-                self.who(request)
-            except Unauthorized as exc:
-                return self.unauthorized(web, exc)
+        try:
+            self.authorize(request, "read")
+        except (Unauthorized, Forbidden) as exc:
+            return self.unauthorized(web, exc)
         if state is None:
             return web.json({"error": not_here or f"{entity} {key} is not held by this worker"}, status=404)
         alerts = await asyncio.to_thread(self.order_alerts, entity, key)
@@ -264,6 +292,40 @@ def _time(value: Any, default: datetime, name: str) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"{name} needs a UTC offset (e.g. 2025-03-05T08:00:00+08:00)")
     return dt
+
+
+Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
+
+
+def faust_pages_off(app: faust.App) -> None:
+    """Turn off Faust's built-in pages (/table/<table>/<key>/ serves whole order states, /router/,
+    /graph/, the statistics at /, /performance/). Call before any page is added: the web server
+    object reads these settings when it is created. Faust then serves {"status": "OK"} at /."""
+    if "web" in app.__dict__:
+        raise RuntimeError("faust_pages_off must run before the first page is added")
+    for setting in ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
+                    "web_metrics_enabled"):
+        setattr(app.conf, setting, False)
+
+
+def require_tokens(app: faust.App, api: AlertsApi, open_paths: Collection[str]) -> None:
+    """Answer every request to the app's web server 401 without a valid token (403 without the scope
+    its method needs), except the paths in `open_paths`, before any page handler runs. Unknown
+    paths too: nobody without a token learns which pages exist."""
+    allowed = frozenset(open_paths)
+
+    @aioweb.middleware
+    async def check_token(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
+        if request.path not in allowed:
+            try:
+                api.authorize(request, scope_of(request.method))
+            except Unauthorized as exc:
+                return aioweb.json_response({"error": str(exc)}, status=401, headers=_CHALLENGE)
+            except Forbidden as exc:
+                return aioweb.json_response({"error": str(exc)}, status=403)
+        return await handler(request)
+
+    app.web.web_app.middlewares.append(check_token)  # type: ignore[attr-defined]
 
 
 def attach(app: faust.App, store: AlertStore, settings: Settings, config: AlertsConfig | None = None,

@@ -27,6 +27,7 @@ from alerts.yamlcheck import (
     get_duration,
     get_int,
     get_str,
+    get_str_list,
     pos_at,
     substitute_env,
 )
@@ -48,10 +49,19 @@ class Delivery:
     concurrency: int = 8  # notifications sent at the same time
 
 
+SCOPES = ("read", "write")  # read: every GET; write: every state-changing call (ack, resolve, silences)
+
+
 @dataclass(frozen=True)
 class ApiToken:
     name: str  # recorded as who acted (acknowledged, silenced…)
     token: str
+    # A token written without `scopes` (files from before scopes existed) keeps doing what it
+    # did: read and write. `write` includes `read`: acting on an alert needs seeing it.
+    scopes: frozenset[str] = frozenset(SCOPES)
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "write" in self.scopes
 
 
 @dataclass
@@ -100,13 +110,29 @@ def _tokens(doc: Map, problems: Problems) -> list[ApiToken]:
         entry = as_map(item, pos_at(items, i), "an API token", problems)
         if entry is None:
             continue
-        check_keys(entry, {"name", "token"}, problems, "an API token", required=("name", "token"))
+        check_keys(entry, {"name", "token", "scopes"}, problems, "an API token", required=("name", "token"))
         name, token = get_str(entry, "name", problems), get_str(entry, "token", problems)
+        scopes = _scopes(entry, problems)
         if token is not None and len(token) < 16:
             problems.add(entry.at("token"), "an API token needs at least 16 characters")
-        elif name and token:
-            out.append(ApiToken(name, token))
+        elif name and token and scopes:
+            out.append(ApiToken(name, token, scopes))
     return out
+
+
+def _scopes(entry: Map, problems: Problems) -> frozenset[str] | None:
+    """The token's scopes; None after a problem (the token is left out rather than widened)."""
+    if "scopes" not in entry:
+        return frozenset(SCOPES)
+    raw = entry.get("scopes")
+    if not isinstance(raw, list) or not raw:
+        problems.add(entry.at("scopes"), f"scopes is a list of one or both of {', '.join(SCOPES)} (e.g. [read])")
+        return None
+    wanted = get_str_list(entry, "scopes", problems)
+    unknown = [s for s in wanted if s not in SCOPES]
+    if unknown:
+        problems.add(entry.at("scopes"), f"unknown scope {unknown[0]!r}; scopes: {', '.join(SCOPES)}")
+    return frozenset(wanted) if wanted and not unknown else None
 
 
 def _delivery(doc: Map, problems: Problems) -> Delivery:

@@ -6,9 +6,11 @@ attempt is retried after retry_initial, doubling up to retry_max; after
 API and the history); after `give_up_after` it is marked dead and kept for
 inspection, never silently dropped. Each row is claimed before sending (its
 next attempt moved past the send timeout) so that two workers never send it
-twice; a crash between the endpoint's acceptance and the row update can
-still repeat one message: email carries a stable Message-ID and webhooks an
-Idempotency-Key, so receivers can recognise it.
+twice. Rows are claimed only as sending slots free up (at most `concurrency`
+are claimed and unrecorded at any time) and each delivery is recorded in a
+short transaction as soon as its endpoint answers, so a crash can repeat only
+the messages in flight (at most `concurrency`): email carries a stable
+Message-ID and webhooks an Idempotency-Key, so receivers can recognise them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
@@ -56,6 +58,8 @@ class Deliverer:
         self.renderer = Renderer(config.templates)
         self._http: aiohttp.ClientSession | None = None
         self._last_prune = 0.0
+        self._unrecorded: list[tuple[Attempt, asyncio.Future[None]]] = []  # answered, not yet written
+        self._writer: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         if self._http is not None:
@@ -67,21 +71,79 @@ class Deliverer:
         return float(min(d.retry_max, d.retry_initial * (2 ** max(0, attempts - 1))))
 
     async def run_once(self) -> tuple[int, int]:
-        """Send every due notification; return (sent, failed)."""
-        now = now_of(self.clock)
-        batch = await asyncio.to_thread(self._claim, now)
-        if batch:
-            if self._http is None:
-                self._http = aiohttp.ClientSession()
-            ctx = SendContext(self._http, self.renderer, self.clock)
-            limit = asyncio.Semaphore(self.config.delivery.concurrency)
-            await asyncio.gather(*(self._send(a, ctx, limit) for a in batch))
-            await asyncio.to_thread(self._record, batch, now_of(self.clock))
-        await asyncio.to_thread(self._housekeeping, now)
-        failed = sum(1 for a in batch if a.error)
-        return len(batch) - failed, failed
+        """Send the due notifications (at most concurrency x 8 per pass); return (sent, failed).
 
-    def _claim(self, now: datetime) -> list[Attempt]:
+        A slot that frees up claims the next due row, so every claimed row is being sent; each
+        one is recorded as soon as its endpoint answered. Cancelled (the worker stops), the
+        sends in flight are abandoned: their rows stay claimed and are sent again after the lease.
+        """
+        concurrency = self.config.delivery.concurrency
+        budget = concurrency * 8  # a pass ends even while new notifications keep coming
+        in_flight: set[asyncio.Task[bool]] = set()
+        sent = failed = 0
+        exhausted = False
+        try:
+            while True:
+                free = min(concurrency - len(in_flight), budget)
+                if free > 0 and not exhausted:
+                    batch, selected = await asyncio.to_thread(self._claim, now_of(self.clock), free)
+                    budget -= selected
+                    exhausted = selected < free
+                    if batch and self._http is None:
+                        self._http = aiohttp.ClientSession()
+                    for attempt in batch:
+                        in_flight.add(asyncio.create_task(self._deliver(attempt)))
+                if not in_flight:
+                    break
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.result():
+                        sent += 1
+                    else:
+                        failed += 1
+        finally:
+            for task in in_flight:  # only when cancelled or a record failed: the rest is abandoned
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            writer, self._writer = self._writer, None
+            if writer is not None and not writer.done():  # what was answered is still written down
+                await asyncio.gather(writer, return_exceptions=True)
+        await asyncio.to_thread(self._housekeeping, now_of(self.clock))
+        return sent, failed
+
+    async def _deliver(self, attempt: Attempt) -> bool:
+        """Send one claimed notification and record the outcome at once; True if it was accepted.
+
+        The slot is free again only once the outcome is committed: claimed and unrecorded rows,
+        what a crash can repeat, never number more than `concurrency`.
+        """
+        assert self._http is not None
+        await self._send(attempt, SendContext(self._http, self.renderer, self.clock))
+        recorded = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((attempt, recorded))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await recorded
+        return attempt.error is None
+
+    async def _write(self) -> None:
+        """Record answered deliveries, each as soon as possible: one short transaction for those that
+        were answered while the previous one was being written (one commit each under light load)."""
+        while self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
+            try:
+                await asyncio.to_thread(self._record, [a for a, _ in batch], now_of(self.clock))
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting delivery
+                for _, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_exception(exc)
+            else:
+                for _, recorded in batch:
+                    if not recorded.done():
+                        recorded.set_result(None)
+
+    def _claim(self, now: datetime, limit: int) -> tuple[list[Attempt], int]:
+        """Claim up to `limit` due rows; return those to send and how many due rows were looked at."""
         d = self.config.delivery
         lease = now + timedelta(seconds=max(60.0, 3 * max((r.timeout for r in self.config.receivers.values()),
                                                           default=10.0)))
@@ -89,7 +151,7 @@ class Deliverer:
         with Session(self.store.engine) as session, session.begin():
             rows = list(session.scalars(select(OutboxRow).where(OutboxRow.status == "pending",
                                                                 OutboxRow.next_attempt_at <= now)
-                                        .order_by(OutboxRow.id).limit(d.concurrency * 8)
+                                        .order_by(OutboxRow.id).limit(limit)
                                         .with_for_update(skip_locked=True)))
             notifications = {row.id: Notification.from_dict(json.loads(row.payload), row.id) for row in rows}
             states = dict(session.execute(select(AlertRow.fingerprint, AlertRow.state).where(
@@ -107,7 +169,7 @@ class Deliverer:
                 row.next_attempt_at = lease  # claimed: nobody else picks it up meanwhile
                 out.append(Attempt(row.id, n, row.attempts, utc(row.created_at) or row.created_at))
             self._delivery_status(session, cancelled)
-        return out
+        return out, len(rows)
 
     def _cancel(self, session: Session, row: OutboxRow, n: Notification, states: dict[str, str],
                 now: datetime) -> list[str]:
@@ -120,20 +182,19 @@ class Deliverer:
         self.store.record(session, fps, "notify_cancelled", n.receiver, now, detail)
         return fps
 
-    async def _send(self, attempt: Attempt, ctx: SendContext, limit: asyncio.Semaphore) -> None:
+    async def _send(self, attempt: Attempt, ctx: SendContext) -> None:
         receiver = self.config.receivers[attempt.notification.receiver]
         started = time.perf_counter()
-        async with limit:
-            try:
-                await asyncio.wait_for(receiver.send(attempt.notification, ctx), receiver.timeout + 5)
-            except DeliveryError as exc:
-                attempt.error = str(exc)
-                attempt.retry_after = exc.retry_after
-            except TimeoutError:
-                attempt.error = f"no answer within {receiver.timeout:.0f}s"
-            except Exception as exc:  # a bug in one integration must not stop the others
-                log.exception("receiver %s failed", receiver.name)
-                attempt.error = f"{type(exc).__name__}: {exc}"
+        try:
+            await asyncio.wait_for(receiver.send(attempt.notification, ctx), receiver.timeout + 5)
+        except DeliveryError as exc:
+            attempt.error = str(exc)
+            attempt.retry_after = exc.retry_after
+        except TimeoutError:
+            attempt.error = f"no answer within {receiver.timeout:.0f}s"
+        except Exception as exc:  # a bug in one integration must not stop the others
+            log.exception("receiver %s failed", receiver.name)
+            attempt.error = f"{type(exc).__name__}: {exc}"
         metrics.DELIVERY_SECONDS.labels(receiver.type).observe(time.perf_counter() - started)
         if attempt.error:
             metrics.NOTIFICATIONS_FAILED.labels(receiver.name, receiver.type).inc()
@@ -177,8 +238,15 @@ class Deliverer:
         failing_after = self.config.delivery.failing_after
         status = {fp: "sent" for fp in fingerprints}
         errors: dict[str, str] = {}
-        rows = session.execute(select(OutboxRow.fingerprints, OutboxRow.status, OutboxRow.attempts,
-                                      OutboxRow.last_error).where(OutboxRow.status.in_(("pending", "dead"))))
+        query = select(OutboxRow.fingerprints, OutboxRow.status, OutboxRow.attempts,
+                       OutboxRow.last_error).where(OutboxRow.status.in_(("pending", "dead")))
+        if len(fingerprints) <= 50:
+            # Each delivery is recorded on its own: let the database skip the rows that cannot name
+            # these alerts (the JSON text holds each fingerprint verbatim) rather than decode every
+            # waiting row per delivery. The exact check stays below.
+            text = cast(OutboxRow.fingerprints, Text)
+            query = query.where(or_(*(text.contains(fp, autoescape=True) for fp in sorted(fingerprints))))
+        rows = session.execute(query)
         for fps, state, attempts, error in rows:
             for fp in set(fps or ()) & fingerprints:
                 if state == "dead" or attempts >= failing_after:

@@ -53,7 +53,10 @@ from orderwatch.record import ChangeRecord
 from orderwatch.topics import ensure_topics
 
 RULE = "po-delivery-overdue"
+TOKEN = "faults-read-token-0123456789"
 ALERTS_YAML = """
+api:
+  tokens: [{{name: faults, token: {token}, scopes: [read]}}]
 receivers:
   - {{name: hook, type: webhook, url: "{url}/hook"}}
 route:
@@ -138,7 +141,9 @@ class Worker:
     def ready(self) -> bool:
         port = self.args[self.args.index("--web-port") + 1]
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as resp:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
+                                             headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 return bool(json.loads(resp.read()).get("partitions") is not None)
         except OSError:
             return False
@@ -211,7 +216,7 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
     store_url = f"sqlite:///{datadir / 'alerts.sqlite'}"
     with EmbeddedBroker() as broker, Receiver() as receiver:
         alerts = datadir / "alerts.yaml"
-        alerts.write_text(ALERTS_YAML.format(url=receiver.url, concurrency=concurrency), encoding="utf-8")
+        alerts.write_text(ALERTS_YAML.format(url=receiver.url, concurrency=concurrency, token=TOKEN), encoding="utf-8")
         env = {**os.environ, "ORDERWATCH_ALERTS": str(alerts), "ORDERWATCH_CONSOLE": "false"}
         settings = Settings(app_id=app_id, topic_prefix=app_id)
         asyncio.run(ensure_topics(broker.bootstrap, settings))

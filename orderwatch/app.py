@@ -17,6 +17,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.api import attach as attach_alerts_api
+from alerts.api import faust_pages_off, require_tokens
 from alerts.business import register as register_order_metrics
 from alerts.sink import AlertSink
 from alerts.store import AlertStore
@@ -101,13 +102,21 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
 
 
 def _add_web(worker: Worker) -> None:
+    """The worker's pages. Only /metrics and /healthz answer without a token; everything else (order
+    states, alerts, status, Faust's own pages, anything added later) needs one (alerts/api.py)."""
     app, engine = worker.app, worker.engine
+    faust_pages_off(app)
     alerts_api = attach_alerts_api(app, worker.store, worker.settings, config=worker.sink.config,
                                    clock=worker.sink.clock)
+    require_tokens(app, alerts_api, open_paths=("/metrics", "/healthz"))
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/healthz")
+    async def health_view(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})  # the web server answers; nothing else is told
 
     @app.page("/api/orders/{entity}/{key}")
     async def order_view(web: Any, request: Any, entity: str, key: str) -> Any:

@@ -19,6 +19,9 @@ import pytest
 from orderwatch.broker import EmbeddedBroker, free_port
 
 ORDERWATCH = [sys.executable, "-m", "orderwatch"]
+# Every page but /metrics and /healthz needs an API token: workers started here get an alerts
+# file with this one (read only) unless the test brings its own file (then it passes its token).
+API_TOKEN = "tests-read-token-0123456789"
 
 
 def tansu_pids(parent: int | None = None) -> set[int]:
@@ -70,8 +73,9 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield b
 
 
-def get_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def get_json(url: str, timeout: float = 2.0, token: str | None = API_TOKEN) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -79,10 +83,16 @@ class WorkerProc:
     """An `orderwatch worker` subprocess with its own web port."""
 
     def __init__(self, broker_url: str, app_id: str, datadir: Path, store: str, tick: float = 1.0,
-                 extra: list[str] = ()) -> None:
+                 extra: list[str] = (), token: str = API_TOKEN) -> None:
         self.port = free_port()
+        self.token = token
         self.log_path = datadir / f"worker-{self.port}.log"
         datadir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if "--config" not in extra and not env.get("ORDERWATCH_ALERTS"):
+            alerts = datadir / "worker-api-token.yaml"
+            alerts.write_text(f"api:\n  tokens: [{{name: tests, token: {API_TOKEN}, scopes: [read]}}]\n")
+            env["ORDERWATCH_ALERTS"] = str(alerts)
         self.proc = subprocess.Popen(
             ORDERWATCH + [
                 "worker", "--broker", broker_url, "--app-id", app_id, "--datadir", str(datadir / str(self.port)),
@@ -90,6 +100,7 @@ class WorkerProc:
             ],
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115 - the worker's log, open as long as it runs
             start_new_session=True,  # its own process group, killed whole by stop()
+            env=env,
         )
 
     @property
@@ -98,7 +109,7 @@ class WorkerProc:
 
     def status(self) -> dict[str, Any] | None:
         try:
-            return get_json(self.url + "/api/status")
+            return get_json(self.url + "/api/status", token=self.token)
         except OSError:
             return None
 

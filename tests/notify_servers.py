@@ -38,13 +38,26 @@ Reply = Callable[[Request], tuple[int, Any]]
 
 
 class HttpRecorder:
-    """Records requests; `replies[path]` decides the answer (default: 200 and `{"errcode": 0}`)."""
+    """Records requests; `replies[path]` decides the answer (default: 200 and `{"errcode": 0}`).
 
-    def __init__(self) -> None:
+    With `hold_after` = n, every request after the n-th is recorded and then left without an
+    answer until `release()`: a slow endpoint with messages in flight.
+    """
+
+    def __init__(self, hold_after: int | None = None) -> None:
         self.requests: list[Request] = []
         self.replies: dict[str, Reply] = {}
         self.port = free_port()
+        self.hold_after = hold_after
+        self._released = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+
+    def release(self) -> None:
+        """Answer the held requests and hold no more (callable from any thread)."""
+        self.hold_after = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._released.set)
 
     @property
     def url(self) -> str:
@@ -54,6 +67,8 @@ class HttpRecorder:
         body = await request.read()
         rec = Request(request.method, request.path, dict(request.query), dict(request.headers), body)
         self.requests.append(rec)
+        if self.hold_after is not None and len(self.requests) > self.hold_after:
+            await self._released.wait()
         status, answer = self.replies.get(request.path, lambda r: (200, {"errcode": 0, "errmsg": "ok"}))(rec)
         if isinstance(answer, web.Response):  # a reply that needs its own headers (Retry-After…)
             answer.set_status(status)
@@ -63,6 +78,7 @@ class HttpRecorder:
         return web.json_response(answer, status=status)
 
     async def start(self) -> HttpRecorder:
+        self._loop = asyncio.get_running_loop()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -78,8 +94,8 @@ class HttpRecorder:
 class HttpRecorderThread:
     """The same recorder on its own event loop in a thread (for tests that are not async)."""
 
-    def __init__(self) -> None:
-        self.recorder = HttpRecorder()
+    def __init__(self, hold_after: int | None = None) -> None:
+        self.recorder = HttpRecorder(hold_after)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 

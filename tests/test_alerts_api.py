@@ -25,6 +25,7 @@ from orderwatch.config import Settings
 from tests.alerts_helpers import Clock, config, event
 
 TOKEN = "s3cret-token-for-tests"
+READ_TOKEN = "read-only-token-for-tests"
 
 
 class Server:
@@ -73,6 +74,7 @@ def api(tmp_path: Path) -> Iterator[tuple[Server, AlertStore, Any, Clock]]:
 api:
   tokens:
     - {{name: erp-portal, token: {TOKEN}}}
+    - {{name: wall-screen, token: {READ_TOKEN}, scopes: [read]}}
 inhibit_rules:
   - {{source_matchers: [rule="supplier-shutdown"], target_matchers: [family="delay"], equal: [supplier]}}
 """)
@@ -97,6 +99,59 @@ def test_no_valid_token_is_401_everywhere(api: Any) -> None:
             status, body = server.call(method, path, {} if method == "POST" else None, token)
             assert status == 401, (method, path, token)
             assert body["error"] in ("send Authorization: Bearer <token>", "invalid token")
+
+
+def test_a_read_token_reads_and_every_change_is_403_with_the_reason(api: Any) -> None:
+    server, store, *_ = api
+    fp = event("PO-1").fingerprint
+    assert server.call("GET", "/api/alerts", token=READ_TOKEN)[0] == 200
+    assert server.call("GET", f"/api/alerts/{fp}", token=READ_TOKEN)[0] == 200
+    assert server.call("GET", "/api/silences", token=READ_TOKEN)[0] == 200
+    silence = {"matchers": ['supplier="Acme Bearings"'], "duration": "1h", "comment": "stocktake"}
+    for method, path, body in (("POST", f"/api/alerts/{fp}/ack", {}), ("POST", f"/api/alerts/{fp}/resolve", {}),
+                               ("POST", "/api/silences", silence), ("DELETE", "/api/silences/x", None)):
+        status, answer = server.call(method, path, body, READ_TOKEN)
+        assert status == 403, (method, path)
+        assert answer["error"] == f"token 'wall-screen' has the scopes read; {method} {path} needs 'write'"
+    assert store.get(fp).state == "firing"
+    assert server.call("GET", "/api/silences", token=READ_TOKEN)[1] == []
+
+
+def test_pages_behind_require_tokens_need_one_and_a_worker_without_tokens_serves_none(tmp_path: Path) -> None:
+    from alerts.api import faust_pages_off, require_tokens
+
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    app = faust.App(f"api-guard-{free_port()}", broker="kafka://127.0.0.1:1", web_enabled=True)
+    faust_pages_off(app)
+    handle = attach(app, store, Settings(), config=config(""), clock=Clock())  # no api.tokens
+    require_tokens(app, handle, open_paths=["/healthz"])
+
+    @app.page("/healthz")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/added-later")  # a page nobody thought to protect
+    async def later(web: Any, request: Any) -> Any:
+        return web.json({"secret": "order data"})
+
+    @app.page("/api/orders/{entity}/{key}")
+    async def order(web: Any, request: Any, entity: str, key: str) -> Any:
+        return await handle.order_page(web, request, entity, key, {"fields": {"supplier": "Acme"}})
+
+    app.web.init_server()
+    server = Server(app)
+    try:
+        assert server.call("GET", "/healthz", token=None) == (200, {"status": "ok"})
+        for path in ("/added-later", "/api/orders/purchase_order/PO-1", "/table/", "/router/", "/"):
+            for token in (None, TOKEN):
+                status, body = server.call("GET", path, token=token)
+                assert status == 401, (path, token)
+                assert "order data" not in str(body) and "Acme" not in str(body)
+        assert server.call("GET", "/added-later", token=TOKEN)[1]["error"] == (
+            "the API is disabled: the alerts file has no api.tokens")
+    finally:
+        server.close()
+        store.close()
 
 
 def test_list_and_filter_alerts_in_alertmanager_style(api: Any) -> None:

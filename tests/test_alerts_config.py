@@ -252,3 +252,24 @@ templates:
 """)
     assert cfg.templates["en"].subject == "orderwatch: {count} × {title}"
     assert Renderer(cfg.templates).templates["zh"].subject.startswith("{escalated}")
+
+
+def test_api_tokens_have_read_and_write_scopes_and_a_token_without_scopes_keeps_both() -> None:
+    cfg = config("""
+api:
+  tokens:
+    - {name: wall-screen, token: read-only-token-0123, scopes: [read]}
+    - {name: erp-portal, token: erp-portal-token-0123, scopes: [read, write]}
+    - {name: old-script, token: old-script-token-0123}
+""")
+    scopes = {t.name: (t.allows("read"), t.allows("write")) for t in cfg.tokens}
+    assert scopes == {"wall-screen": (True, False), "erp-portal": (True, True), "old-script": (True, True)}
+    assert problems("""
+api:
+  tokens:
+    - {name: a, token: aaaaaaaaaaaaaaaa, scopes: [read, admin]}
+    - {name: b, token: bbbbbbbbbbbbbbbb, scopes: []}
+    - {name: c, token: cccccccccccccccc, scopes: write}
+""") == ["4:42: unknown scope 'admin'; scopes: read, write",
+         "5:42: scopes is a list of one or both of read, write (e.g. [read])",
+         "6:42: scopes is a list of one or both of read, write (e.g. [read])"]

@@ -104,7 +104,7 @@ class Scene:
         monkeypatch.setenv("ORDERWATCH_ALERTS_CLOCK_OFFSET_FILE", str(self.clock_file))
         monkeypatch.setenv("ORDERWATCH_CONSOLE", "false")
         self.store = f"sqlite:///{tmp_path / 'alerts.sqlite'}"
-        self.worker = WorkerProc(broker.url, app_id, tmp_path, self.store, tick=1.0)
+        self.worker = WorkerProc(broker.url, app_id, tmp_path, self.store, tick=1.0, token=TOKEN)
         self.bootstrap, self.app_id = broker.bootstrap, app_id
 
     def advance(self, hours: float) -> None:
@@ -210,7 +210,7 @@ def test_two_workers_in_one_group_send_one_email(broker: Any, app_id: str, tmp_p
     """Only one worker (Faust's leader) dispatches; the store's notification log backs that up."""
     with SmtpSink() as smtp:
         scene = Scene(broker, app_id, tmp_path, monkeypatch, smtp)
-        second = WorkerProc(broker.url, app_id, tmp_path, scene.store, tick=1.0)
+        second = WorkerProc(broker.url, app_id, tmp_path, scene.store, tick=1.0, token=TOKEN)
         try:
             scene.worker.wait_ready()
             second.wait_ready()
