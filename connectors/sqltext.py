@@ -28,9 +28,9 @@ WRITING_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "INTO"})
 _SPACE = " \t\n\r\f\v"
 _WORD_START = re.compile(r"[A-Za-z_\u0080-\U0010ffff]")
 _WORD = re.compile(r"[A-Za-z0-9_$\u0080-\U0010ffff]+")
-_PG_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_PG_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")  # ASCII: '٣' is a letter to it
 _DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
-_PARAM = re.compile(r"\$\d+")
+_PARAM = re.compile(r"\$[0-9]+")
 # Servers end some comments at a NUL and some lines at a lone CR: neither belongs in a query.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
@@ -134,13 +134,10 @@ class _Lexer:
                 i = self._dollar(i)
             elif c in "$@:#" and self.dialect == "sqlite":
                 i = self._sqlite_variable(i)
-            elif self.dialect == "postgresql" and (c.isdigit() or (c == "." and text[i + 1:i + 2].isdigit())):
-                match = _PG_NUMBER.match(text, i)
-                i = self._emit("other", i, match.end() if match else i + 1)
-            elif _WORD.match(text, i) and (self.dialect != "postgresql" or _WORD_START.match(c)):
-                match = _WORD.match(text, i)
-                assert match is not None
-                i = self._emit("word", i, match.end())
+            elif self.dialect == "postgresql" and (number := _PG_NUMBER.match(text, i)):
+                i = self._emit("other", i, number.end())
+            elif (word := _WORD.match(text, i)) and (self.dialect != "postgresql" or _WORD_START.match(c)):
+                i = self._emit("word", i, word.end())
             else:
                 if self.dialect == "other" and c in "[]$#\\":
                     self._ambiguous(c, i, repr(c))

@@ -68,6 +68,8 @@ REFUSED = [
     # Text the servers (or their settings) read differently is refused, not guessed at.
     ("mariadb", "SELECT * FROM po WHERE s = 'x\\') AS src; DROP TABLE victim; -- '", "a backslash before a quote"),
     ("postgresql", "SELECT * FROM po WHERE s = 'x\\') AS src; DROP TABLE victim; -- '", "a backslash before a quote"),
+    # '٣' is a letter to PostgreSQL: ٣E is a name and the string after it a plain one, not E'…'.
+    ("postgresql", "SELECT ٣E'\\') AS src; DROP TABLE victim; --' FROM po", "a backslash before a quote"),
     ("mariadb", "SELECT /*!50000 1) AS src; DROP TABLE victim; SELECT (1 */", "one MariaDB/MySQL executes"),
     ("mariadb", "SELECT * FROM po /* /* */ ; DROP TABLE victim; */", "holds another '/*'"),
     ("other", "SELECT [a] FROM po", "quotes differently in different databases"),
