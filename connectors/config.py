@@ -3,7 +3,9 @@
 Every problem is reported at once, each as `file:line:col: message`. String
 values may hold `${ENV_VAR}` (e.g. a database password); relative paths
 resolve against the folder of the connectors file. An sql entry may name a
-`preset` (presets.py) whose keys it then only needs to override.
+`preset` (presets.py) whose keys it then only needs to override. An sql
+`query:` (and a `lines:` query) must be a single SELECT as its database reads
+it (sqltext.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from connectors import sqltext
 from connectors.base import Connector
 from connectors.debezium import DebeziumConfig, DebeziumConnector
 from connectors.lines import LinesConfig
@@ -162,21 +165,34 @@ def _sql(e: Entry, common: dict[str, Any], mapping: Any) -> SqlConfig | None:
         e.fail(None, "sql connector needs 'table' or 'query'")
     elif "table" in e.m and "query" in e.m:
         e.fail("query", "give 'table' or 'query', not both")
+    url = _sql_url(e)
     values: dict[str, Any] = {
         **common,
         "mapping": mapping,
         "table": e.text("table"),
-        "query": e.text("query"),
-        "url": _sql_url(e),
+        "query": _query(e, url),
+        "url": url,
         "cursor": e.text("cursor"),
         "batch_size": e.positive_int("batch_size", 1000),
         "reconcile": e.seconds("reconcile"),
         "lookback": _lookback(e),
-        "lines": _lines(e, common),
+        "lines": _lines(e, common, url),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "url", "cursor")):
         return None
     return SqlConfig(**values)
+
+
+def _query(e: Entry, url: str | None) -> str | None:
+    """The entry's query, checked to be a single SELECT as the URL's database reads it (with a
+    URL that does not parse, that problem is reported and this check waits for a good one)."""
+    query = e.text("query")
+    if query is not None and url is not None:
+        try:
+            sqltext.select_body(query, sqltext.dialect_of(url))
+        except sqltext.QueryError as exc:
+            e.fail("query", f"query: {exc}")
+    return query
 
 
 def _lookback(e: Entry) -> Any:
@@ -193,7 +209,7 @@ def _lookback(e: Entry) -> Any:
         return None
 
 
-def _lines(e: Entry, common: dict[str, Any]) -> LinesConfig | None:
+def _lines(e: Entry, common: dict[str, Any], url: str | None) -> LinesConfig | None:
     sub = e.sub("lines")
     if sub is None:
         return None
@@ -208,7 +224,7 @@ def _lines(e: Entry, common: dict[str, Any]) -> LinesConfig | None:
         "match": sub.text("match") or (key[0] if key else None),
         "mapping": sub.fields(common["timezone"]),
         "table": sub.text("table"),
-        "query": sub.text("query"),
+        "query": _query(sub, url),
         "order_by": order_by,
     }
     if not sub.ok:

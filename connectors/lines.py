@@ -8,7 +8,6 @@ own field mapping.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.mapping import FieldMapping, MappingError
+from connectors.sqltext import subquery_text
 
 CHUNK = 500  # parent values per IN (…) list
-_END = re.compile(r"(?:\s*;)+(?:\s*--[^\n]*)*\s*$")  # `; -- done` ending a query
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +42,13 @@ class LineError(ValueError):
 
 
 class LinesReader:
-    def __init__(self, cfg: LinesConfig) -> None:
+    def __init__(self, cfg: LinesConfig, dialect: str) -> None:
+        """`dialect` reads the lines' query (sqltext.dialect_of the source's URL)."""
         self.cfg = cfg
         names = list(dict.fromkeys([cfg.parent, *cfg.order_by, *cfg.mapping.columns()]))
         cols: list[sa.ColumnClause[Any]] = [sa.column(n) for n in names]
         if cfg.query is not None:
-            source: sa.FromClause = sa.text(subquery_text(cfg.query)).columns(*cols).subquery("lines")
+            source: sa.FromClause = sa.text(subquery_text(cfg.query, dialect)).columns(*cols).subquery("lines")
         else:
             schema, _, name = (cfg.table or "").rpartition(".")
             source = sa.table(name, *cols, schema=schema or None)
@@ -84,14 +84,6 @@ class LinesReader:
             except MappingError as exc:
                 raise LineError(index, exc) from None
         return mapped
-
-
-def subquery_text(query: str) -> str:
-    """A user's query as the text of a subquery."""
-    # Colons escaped so that '10:30' or ::casts in the user's SQL are not bind params; a
-    # trailing ';' (pasted from a SQL console) is not allowed in a subquery, and the newline
-    # ends a trailing -- comment before the closing parenthesis.
-    return _END.sub("", query).replace(":", "\\:") + "\n"
 
 
 def _norm(value: Any) -> Any:

@@ -3,8 +3,10 @@
 Replication key = (cursor, key columns): each poll reads the rows ordered
 after the bookmark, so rows sharing a cursor value are neither lost nor
 repeated when a batch ends among them. Rows whose cursor or key is NULL are
-not read. The connector never writes: SQLite files are opened read-only and
-PostgreSQL/MySQL transactions are declared READ ONLY.
+not read. The connector never writes: a query must be a single SELECT
+(sqltext.py), every connection is a session the database keeps read-only
+(PostgreSQL and MariaDB/MySQL sessions READ ONLY, SQLite files opened read-only
+with `query_only`), and each read is a READ ONLY transaction besides.
 
 With a `lookback`, every scan that reached the end starts again `lookback`
 before the highest cursor seen, so a row committed late with an older cursor
@@ -28,13 +30,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 
 from connectors import sqlcursor as cur
+from connectors import sqltext
 from connectors.base import Connector, Notice, PollResult
-from connectors.lines import LineError, LinesConfig, LinesReader, subquery_text
+from connectors.lines import LineError, LinesConfig, LinesReader
 from connectors.mapping import FieldMapping, MappingError, jsonable, key_reader, make_key
 from orderwatch import gcpolicy
 from orderwatch.record import ChangeRecord, DeadLetter
 
 CONNECT_TIMEOUT = 10  # seconds
+# What makes a new session read-only, by dialect: the database then refuses every write in it,
+# a write after a COMMIT included. Other dialects get the READ ONLY transaction only.
+READ_ONLY_SESSION = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",  # default_transaction_read_only
+    "mysql": "SET SESSION TRANSACTION READ ONLY",  # tx_read_only (MariaDB), transaction_read_only
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+    "sqlite": "PRAGMA query_only = ON",
+}
+_MULTI_STATEMENTS = 1 << 16  # the MariaDB/MySQL client flag that lets one call run several statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,35 @@ def readonly_url(url: str | sa.URL) -> sa.URL:
     )
 
 
+def read_only_engine(url: sa.URL, connect_args: dict[str, Any]) -> sa.Engine:
+    """An engine whose every connection is a session the database keeps read-only and, on
+    MariaDB/MySQL, runs one statement per call (the drivers' multi-statement flag cleared)."""
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    statement = READ_ONLY_SESSION.get(engine.dialect.name)
+
+    def one_statement_per_call(dialect: sa.Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        if dialect.name not in ("mysql", "mariadb"):
+            return
+        if "client_flag" in cparams:  # PyMySQL leaves it off unless the URL sets it
+            cparams["client_flag"] = int(cparams["client_flag"]) & ~_MULTI_STATEMENTS
+        if dialect.driver == "mysqldb":  # mysqlclient turns it on unless told not to
+            cparams["multi_statements"] = False
+
+    def read_only_session(dbapi_connection: Any, record: Any) -> None:
+        if statement is None:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # PostgreSQL's SET lasts only if its transaction commits
+
+    sa.event.listen(engine, "do_connect", one_statement_per_call)
+    sa.event.listen(engine, "connect", read_only_session)
+    return engine
+
+
 def begin_read_only(conn: sa.Connection) -> None:
     """Make the transaction `conn` is about to begin READ ONLY where the dialect allows."""
     # SQLite has no such statement; its file is opened with mode=ro instead.
@@ -78,11 +119,12 @@ def begin_read_only(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
-def source_clause(table: str | None, query: str | None, columns: list[str]) -> sa.FromClause:
-    """The table or the query as a FROM clause exposing `columns`."""
+def source_clause(table: str | None, query: str | None, columns: list[str], dialect: str) -> sa.FromClause:
+    """The table or the query as a FROM clause exposing `columns`; sqltext.QueryError for a
+    query that is not a single SELECT as `dialect` reads it."""
     cols: list[sa.ColumnClause[Any]] = [sa.column(name) for name in columns]
     if query is not None:
-        return sa.text(subquery_text(query)).columns(*cols).subquery("src")
+        return sa.text(sqltext.subquery_text(query, dialect)).columns(*cols).subquery("src")
     schema, _, name = (table or "").rpartition(".")
     return sa.table(name, *cols, schema=schema or None)
 
@@ -100,15 +142,16 @@ class SqlConnector(Connector):
             # libpq waits for a host that does not answer for as long as TCP does (minutes), and
             # the runner's other connectors wait with it; PyMySQL gives up after 10s by default.
             connect_args["connect_timeout"] = CONNECT_TIMEOUT
-        self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-        self.lines = LinesReader(config.lines) if config.lines else None
+        dialect = sqltext.dialect_of(url)
+        self.lines = LinesReader(config.lines, dialect) if config.lines else None
         columns = [config.cursor, *config.key, *config.mapping.columns()]
         if config.actor:
             columns.append(config.actor)
         if config.lines:
             columns.append(config.lines.match)
         self._columns = list(dict.fromkeys(columns))
-        self._source = source_clause(config.table, config.query, self._columns)
+        self._source = source_clause(config.table, config.query, self._columns, dialect)
+        self.engine = read_only_engine(url, connect_args)
         # Rows are read as the DBAPI's tuples of `_columns`: these read them by index.
         self._at = {name: i for i, name in enumerate(self._columns)}
         self._icursor = self._at[config.cursor]
