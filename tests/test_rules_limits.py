@@ -123,7 +123,7 @@ def test_the_limits_protect_every_yaml_file_not_only_rules() -> None:
 def test_a_reload_reads_and_compiles_off_the_event_loop(tmp_path: Path) -> None:
     # Many valid rules: loading them takes a while, and the event loop keeps running meanwhile.
     (tmp_path / "many.yaml").write_text("".join(
-        _rule(f"r{i}", "{all: [{amount: {gt: %d}}, {status: {in: [a, b, c, d]}}]}" % i) for i in range(600)))
+        _rule(f"r{i}", f"{{all: [{{amount: {{gt: {i}}}}}, {{status: {{in: [a, b, c, d]}}}}]}}") for i in range(600)))
     reloader = RuleReloader([str(tmp_path)], Evaluator([], name="off-loop"), name="off-loop")
 
     async def go() -> tuple[int, int]:
@@ -151,7 +151,7 @@ def test_a_reload_reads_and_compiles_off_the_event_loop(tmp_path: Path) -> None:
 def _rejected(metrics_url: str) -> float:
     with urllib.request.urlopen(metrics_url, timeout=5) as resp:
         text = resp.read().decode()
-    match = re.search(r'^orderwatch_rule_reloads_total\{result="rejected"\} (\S+)$', text, re.M)
+    match = re.search(r'^orderwatch_rule_reloads_total\{result="rejected"\} (\S+)$', text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
 
