@@ -9,38 +9,37 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.clock import to_epoch
-from orderwatch.yamlsrc import SourceError
 
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
-def _print_problems(exc: SourceError) -> None:
-    for pos, msg in exc.problems:
-        print(f"{pos}: {msg}")
+def _evaluator(paths: list[str], name: str) -> tuple[int, Any]:
+    """(number of rules, an Evaluator of them), or print every problem and return (0, None).
+
+    Never a traceback and never a hang: loading is bounded (engine.rules, orderwatch.yamlsrc),
+    and whatever still fails is reported, positioned where possible."""
+    from engine.reload import build, load, problems_of
+
+    rules: list[Any] = []
+    try:
+        rules, programs = load(paths)
+        # Compiling into durable_rules catches what only the engine can judge (patterns, limits).
+        return len(rules), build(rules, programs, name)
+    except Exception as exc:  # noqa: BLE001 - reported to the rule author
+        for line in problems_of(exc, paths, rules):
+            print(line)
+        return 0, None
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from engine.compiler import GUARD
-    from engine.evaluator import Evaluator
-    from engine.matcher import MatcherError
-    from engine.rules import load_rules
-
-    try:
-        rules = load_rules(args.paths)
-        # Compiling into durable_rules catches what only the engine can judge (patterns, limits).
-        Evaluator(rules, name="rules-check").close()
-    except SourceError as exc:
-        _print_problems(exc)
+    count, evaluator = _evaluator(args.paths, "rules-check")
+    if evaluator is None:
         return 1
-    except MatcherError as exc:
-        # Too complex for durable_rules (e.g. more than 31 tests in one rule): say which rule.
-        rule_id = (exc.rule_id or "").removeprefix(GUARD)
-        where = next((str(r.pos) for r in rules if r.id == rule_id), " ".join(args.paths))
-        print(f"{where}: {exc} (simplify or split the rule)")
-        return 1
-    print(f"{len(rules)} rule(s) OK")
+    evaluator.close()
+    print(f"{count} rule(s) OK")
     return 0
 
 
@@ -56,6 +55,7 @@ def _test_files(paths: list[str]) -> list[Path]:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
+    from engine.reload import problems_of
     from engine.ruletest import run_file
 
     total = failed = 0
@@ -64,8 +64,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         print(path)
         try:
             results = run_file(path)
-        except SourceError as exc:
-            _print_problems(exc)
+        except Exception as exc:  # noqa: BLE001 - reported with its position, never a traceback
+            for line in problems_of(exc, [str(path)]):
+                print(line)
             broken = True
             continue
         for result in results:
@@ -95,13 +96,9 @@ def _instant(text: str | None, flag: str) -> float | None:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from engine import backtest
-    from engine.evaluator import Evaluator
-    from engine.rules import load_rules
 
-    try:
-        evaluator = Evaluator(load_rules(args.rules or [str(SHIPPED_RULES)]), name="backtest")
-    except SourceError as exc:
-        _print_problems(exc)
+    _, evaluator = _evaluator(args.rules or [str(SHIPPED_RULES)], "backtest")
+    if evaluator is None:
         return 1
     try:
         records, invalid = backtest.load_input(args.input)

@@ -53,6 +53,9 @@ __all__ = [
 
 MAX_RULES_PER_RULESET = 200
 MAX_FACT_PROPERTIES = 240  # durable_rules rejects events with more than 255 properties
+# Tests in one compiled rule: durable_rules hangs (for ever, holding the GIL) creating a
+# ruleset with an alternative of more than 512 branches.
+MAX_TESTS = 400
 
 _ORDERED = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
 _NEGATED = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
@@ -305,9 +308,31 @@ def _definition(expr: Any) -> dict[str, Any]:
     return {"all": [{"m": _one("$and", [_IS_FACT, expr])}]}
 
 
+def _tests(expr: Any) -> int:
+    """How many tests a durable_rules expression makes."""
+    if isinstance(expr, list):
+        return sum(_tests(e) for e in expr)
+    if isinstance(expr, dict) and len(expr) == 1:
+        ((op, inner),) = expr.items()
+        if op in ("$and", "$or"):
+            return _tests(inner)
+        if op in ("$iany", "$iall"):
+            return sum(_tests(v) for v in inner.values())
+    return 1
+
+
+def _bounded(rule: Rule, expr: Any) -> Any:
+    tests = _tests(expr)
+    if tests > MAX_TESTS:
+        why = (f"rule '{rule.id}' compiles to {tests} tests; at most {MAX_TESTS} "
+               "(shorten its in/not_in lists or split it into several rules)")
+        raise SourceError([(rule.pos, why)])
+    return expr
+
+
 def compile_rule(rule: Rule, needs: _Needs | None = None) -> dict[str, Any]:
     """One rule as a durable_rules rule definition (the action is attached by the matcher)."""
-    return _definition(_Compiler(needs or _Needs(), rule.id).cond(rule.when))
+    return _definition(_bounded(rule, _Compiler(needs or _Needs(), rule.id).cond(rule.when)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +361,7 @@ def compile_entity(entity: str, rules: list[Rule]) -> EntityProgram:
         if open_time is True:
             needs.unguarded.add(rule.id)
         elif open_time is not False:
-            definitions[GUARD + rule.id] = _definition(_Compiler(needs, rule.id).cond(open_time))
+            definitions[GUARD + rule.id] = _definition(_bounded(rule, _Compiler(needs, rule.id).cond(open_time)))
     if problems:
         raise SourceError(problems)
     if needs.size() > MAX_FACT_PROPERTIES:

@@ -25,7 +25,7 @@ from engine.expr import (
 )
 from engine.pattern import contains, translate
 from engine.schema import known_fields, line_fields
-from orderwatch.yamlsrc import Map, Pos, Seq, pos_of
+from orderwatch.yamlsrc import Map, Pos, Seq, pos_of, short
 
 VALUE_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
 LIST_OPS = ("in", "not_in")
@@ -33,6 +33,7 @@ PRESENCE_OPS = ("exists", "missing")
 TEXT_OPS = ("contains", "matches")
 TIME_OPS = ("before", "after")
 OPERATORS = VALUE_OPS + LIST_OPS + TEXT_OPS + PRESENCE_OPS + TIME_OPS
+MAX_LIST = 256  # values of one in/not_in (durable_rules hangs past 512 alternatives)
 KEYWORDS = ("all", "any", "not", "changed", "any_line", "all_lines")
 _TIME_EXPR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(.+?))?\s*$")
 
@@ -136,6 +137,17 @@ def leaves(cond: Cond) -> list[Cmp | Changed | Lines]:
     return [leaf for item in cond.items for leaf in leaves(item)]
 
 
+def size(cond: Cond) -> int:
+    """How many comparisons a condition makes, those inside line conditions included."""
+    if isinstance(cond, Lines):
+        return size(cond.cond)
+    if isinstance(cond, (Cmp, Changed)):
+        return 1
+    if isinstance(cond, Not):
+        return size(cond.item)
+    return sum(size(item) for item in cond.items)
+
+
 def comparisons(cond: Cond) -> list[Cmp]:
     """Every entity-level comparison, in document order."""
     return [leaf for leaf in leaves(cond) if isinstance(leaf, Cmp)]
@@ -228,6 +240,9 @@ class ConditionParser:
             if not isinstance(operand, list) or not operand or any(isinstance(v, (dict, list)) for v in operand):
                 add(pos, f"'{op}' takes a non-empty list of values")
                 return None
+            if len(operand) > MAX_LIST:
+                add(pos, f"'{op}' takes at most {MAX_LIST} values, got {len(operand):,}")
+                return None
             return Cmp(name, op, tuple(operand), pos)
         if op in PRESENCE_OPS:
             if operand is not True:
@@ -246,7 +261,7 @@ class ConditionParser:
                 add(pos, "'matches' takes a pattern (a string)")
                 return None
             try:
-                return Cmp(name, op, translate(operand), pos)
+                return Cmp(name, op, translate(operand, check=False), pos)
             except ValueError as exc:
                 add(pos, str(exc))
                 return None
@@ -270,7 +285,7 @@ class ConditionParser:
     def _time(self, name: str, op: str, operand: Any, pos: Pos) -> Cmp | None:
         match = _TIME_EXPR.match(str(operand)) if isinstance(operand, str) else None
         if not match:
-            self.problems.add(pos, f"'{op}' takes 'now', 'now - <duration>', '<date field>' or '<date field> + <duration>', got {operand!r}")
+            self.problems.add(pos, f"'{op}' takes 'now', 'now - <duration>', '<date field>' or '<date field> + <duration>', got {short(operand)}")
             return None
         base, sign, text = match.groups()
         offset, business = 0.0, False

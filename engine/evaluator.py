@@ -76,17 +76,24 @@ def _relevant_fields(program: EntityProgram) -> frozenset[str] | None:
 class Evaluator:
     """Compiled rules for every entity, and the durable_rules matchers that run them."""
 
-    def __init__(self, rules: list[Rule], name: str = "orderwatch", previous: Evaluator | None = None) -> None:
+    def __init__(self, rules: list[Rule], name: str = "orderwatch", previous: Evaluator | None = None,
+                 programs: dict[str, EntityProgram] | None = None) -> None:
+        """`programs`: `compile_rules(rules)` if already done (a reload compiles on another thread)."""
         self.rules = rules
-        self.programs: dict[str, EntityProgram] = compile_rules(rules)
-        self._matchers = {e: Matcher(f"{name}.{e}", p.rulesets) for e, p in self.programs.items()}
-        self._patterns = {
-            e: Matcher(f"{name}.{e}.patterns", ({
-                n.prop: {"all": [{"m": {"$imt" if n.pattern.ignore_case else "$mt": {n.field: n.pattern.text}}}]}
-                for n in p.spec.negated_patterns
-            },))
-            for e, p in self.programs.items() if p.spec.negated_patterns
-        }
+        self.programs: dict[str, EntityProgram] = compile_rules(rules) if programs is None else programs
+        self._matchers: dict[str, Matcher] = {}
+        self._patterns: dict[str, Matcher] = {}
+        try:
+            for e, p in self.programs.items():
+                self._matchers[e] = Matcher(f"{name}.{e}", p.rulesets)
+                if p.spec.negated_patterns:
+                    self._patterns[e] = Matcher(f"{name}.{e}.patterns", ({
+                        n.prop: {"all": [{"m": {"$imt" if n.pattern.ignore_case else "$mt": {n.field: n.pattern.text}}}]}
+                        for n in p.spec.negated_patterns
+                    },))
+        except BaseException:
+            self.close()  # a rejected reload must not leave rulesets behind in durable_rules
+            raise
         self._rules = {r.id: r for r in rules}
         self._text_sources: dict[str, tuple[Rule, tuple[str, ...], ChangeSpec | None]] = {}
         self._derived = {e for e in self.programs if aggregate.view_of(e) is not None}

@@ -4,10 +4,15 @@ A tiny parser, not `eval`: numbers, field names, + - * /, unary minus and
 parentheses. The tree compiles to durable_rules' `$add/$sub/$mul/$div`
 expressions, and can be computed in Python where durable_rules cannot (for
 order lines, whose items cannot be compared with each other there).
+
+An expression is at most MAX_CHARS characters, MAX_OPERATORS operators and
+MAX_PARENS nested parentheses, and its numbers are finite: the parser
+recurses, and durable_rules receives the tree as nested JSON.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +20,9 @@ from typing import Any
 
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
 _DR = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+MAX_CHARS = 256
+MAX_OPERATORS = 32
+MAX_PARENS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,10 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             break
         number, name, other = match.groups()
         if number is not None:
-            out.append(("num", float(number)))
+            value = float(number)
+            if not math.isfinite(value):
+                raise ExprError(f"number {number[:12]}… in expression is too large")
+            out.append(("num", value))
         elif name is not None:
             out.append(("name", name))
         elif other in "+-*/()":
@@ -79,7 +90,19 @@ def looks_like_expression(text: str) -> bool:
 
 def parse_expr(text: str) -> Expr:
     """Parse an expression; raises ExprError saying what is wrong."""
+    if len(text) > MAX_CHARS:
+        raise ExprError(f"expression of {len(text):,} characters; at most {MAX_CHARS} (split the rule)")
     tokens = _tokens(text)
+    operators, depth = 0, 0
+    for kind, value in tokens:
+        if kind != "op":
+            continue
+        operators += value in "+-*/"
+        depth += {"(": 1, ")": -1}.get(value, 0)
+        if depth > MAX_PARENS:
+            raise ExprError(f"parentheses nested more than {MAX_PARENS} deep in expression {text[:40]!r}…")
+    if operators > MAX_OPERATORS:
+        raise ExprError(f"expression with {operators} operators; at most {MAX_OPERATORS} (split the rule)")
     pos = 0
 
     def peek() -> tuple[str, Any] | None:
@@ -133,6 +156,8 @@ def _bin(op: str, left: Expr, right: Expr) -> Expr:
         value = compute(Bin(op, left, right), {})
         if value is None:
             raise ExprError("division by zero in expression")
+        if not math.isfinite(value):
+            raise ExprError("a constant in the expression is too large")
         return Num(value)
     return Bin(op, left, right)
 

@@ -49,8 +49,11 @@ def contains(text: str) -> Pattern:
     return Pattern(f".*{literal(text)}.*", False, text)
 
 
-def translate(source: str) -> Pattern:
-    """Translate a user pattern; raises ValueError saying what is not supported."""
+def translate(source: str, check: bool = True) -> Pattern:
+    """Translate a user pattern; raises ValueError saying what is not supported.
+
+    `check=False` skips asking durable_rules (which runs on one thread only); call
+    `durable_rejects(pattern.text)` on that thread later."""
     text = source
     ignore_case = text.startswith("(?i)")
     if ignore_case:
@@ -100,7 +103,7 @@ def translate(source: str) -> Pattern:
             out.append(c)
         i += 1
     pattern = Pattern("".join(out), ignore_case, source)
-    why = durable_rejects(pattern.text)
+    why = durable_rejects(pattern.text) if check else None
     if why:
         raise ValueError(f"pattern {source!r}: {why}")
     return pattern

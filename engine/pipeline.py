@@ -373,7 +373,8 @@ class Engine:
         """Re-read the rule files; on success swap the rules in and re-evaluate every owned state.
         A bad edit is reported (file:line:col) and the running rules stay. Returns whether it swapped."""
         self._reload_requested = False
-        result = self.reloader.reload()
+        # Read and compiled off the event loop, within a time bound; any failure is a problem of the result.
+        result = await self.reloader.reload_async()
         if not result.ok or result.evaluator is None:
             metrics.RULE_RELOADS.labels("rejected").inc()
             for problem in result.problems:

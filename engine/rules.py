@@ -31,10 +31,12 @@ from engine.conditions import (
     Problems,
     comparisons,
     leaves,
+    size,
 )
+from engine.pattern import durable_rejects
 from engine.schema import known_fields
 from engine.templates import NAME
-from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of
+from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of, short
 
 __all__ = [
     "OPERATORS",
@@ -53,6 +55,7 @@ __all__ = [
     "check_template",
     "load_rules",
     "parse_duration",
+    "pattern_problems",
     "rule_files",
     "walk",
 ]
@@ -66,6 +69,8 @@ TEMPLATE_EXTRA = {
     "key", "entity", "rule", "now", "overdue_days", "days_left", "changed_fields", "changed_by",
     "changed_at",
 }
+MAX_RULES = 1000  # in all the files loaded together
+MAX_CONDITIONS = 32  # comparisons in one rule's `when`, line conditions included
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _LANG = re.compile(r"^[a-z]{2}(?:-[A-Za-z]{2,4})?$")
 
@@ -199,7 +204,7 @@ def _escalations(value: Any, pos: Pos, problems: Problems) -> tuple[Escalation, 
             continue
         notify = step.get("notify")
         if notify is not None and not isinstance(notify, str):
-            problems.add(step.at("notify"), f"notify is one name (a person, a team or 'manager'), got {notify!r}")
+            problems.add(step.at("notify"), f"notify is one name (a person, a team or 'manager'), got {short(notify)}")
             continue
         steps.append(Escalation(after, severity, None if notify is None else str(notify), str(step["after"])))
     return tuple(steps)
@@ -220,10 +225,10 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         return None
     rule_id = node["id"]
     if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        problems.add(node.at("id"), f"rule id must be lower-case letters, digits, '-', '_' or '.': {rule_id!r}")
+        problems.add(node.at("id"), f"rule id must be lower-case letters, digits, '-', '_' or '.': {short(rule_id)}")
     entity = node["entity"]
     if not isinstance(entity, str) or not known_fields(entity):
-        problems.add(node.at("entity"), f"unknown entity {entity!r}")
+        problems.add(node.at("entity"), f"unknown entity {short(entity)}")
         return None
     fields = known_fields(entity)
     severity = node.get("severity", "warning")
@@ -242,7 +247,7 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         labels = Map()
     for name, value in labels.items():
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            problems.add(labels.at(name), f"label '{name}' must be a text (a template), got {value!r}; write it in quotes")
+            problems.add(labels.at(name), f"label '{name}' must be a text (a template), got {short(value)}; write it in quotes")
             continue
         why = check_template(str(value), entity)
         if why:
@@ -257,6 +262,8 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
             problems.add(node.at("for"), str(exc))
     escalate = _escalations(node.get("escalate"), node.at("escalate"), problems)
     when = ConditionParser(entity, problems).parse(node["when"], node.at("when"))
+    if when is not None and size(when) > MAX_CONDITIONS:
+        problems.add(node.at("when"), f"rule has {size(when)} conditions; at most {MAX_CONDITIONS} (split it into several rules)")
     if len(problems.items) > before or when is None:
         return None
     return Rule(
@@ -267,11 +274,34 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
     )
 
 
-def load_rules(paths: Sequence[str | Path]) -> list[Rule]:
-    """Load every rule file (a folder means its *.yaml files); raise SourceError listing all problems."""
+def pattern_problems(rules: list[Rule]) -> list[tuple[Pos, str]]:
+    """The `matches` patterns durable_rules cannot compile (asks durable_rules: call it on its thread)."""
+    out: list[tuple[Pos, str]] = []
+    pending: list[Cond] = [rule.when for rule in rules]
+    while pending:
+        cond = pending.pop()
+        if isinstance(cond, Lines):
+            pending.append(cond.cond)
+        elif isinstance(cond, Not):
+            pending.append(cond.item)
+        elif isinstance(cond, (All, AnyOf)):
+            pending.extend(cond.items)
+        elif isinstance(cond, Cmp) and cond.op == "matches":
+            why = durable_rejects(cond.operand.text)
+            if why:
+                out.append((cond.pos, f"pattern {short(cond.operand.source)}: {why}"))
+    return out
+
+
+def load_rules(paths: Sequence[str | Path], durable: bool = True) -> list[Rule]:
+    """Load every rule file (a folder means its *.yaml files); raise SourceError listing all problems.
+
+    `durable=False` leaves out the one check that asks durable_rules (`pattern_problems`),
+    so that rules can be loaded on another thread than the one that runs durable_rules."""
     problems = Problems()
     rules: list[Rule] = []
     seen: dict[str, Pos] = {}
+    count = 0
     files = rule_files(paths)
     for path in files:
         if not path.is_file():
@@ -286,6 +316,10 @@ def load_rules(paths: Sequence[str | Path]) -> list[Rule]:
         if items is None:
             continue
         for index, node in enumerate(items):
+            count += 1
+            if count > MAX_RULES:
+                problems.add(items.item_pos[index], f"more than {MAX_RULES} rules (in all the rule files)")
+                break
             rule = _parse_rule(node, items.item_pos[index], problems)
             if rule is None:
                 continue
@@ -294,6 +328,8 @@ def load_rules(paths: Sequence[str | Path]) -> list[Rule]:
                 continue
             seen[rule.id] = rule.pos
             rules.append(rule)
+    if durable:
+        problems.items.extend(pattern_problems(rules))
     if problems.items:
         raise SourceError(sorted(problems.items, key=lambda item: (item[0].file, item[0].line, item[0].col)))
     return rules

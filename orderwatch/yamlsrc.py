@@ -2,15 +2,30 @@
 
 Configuration and rule files are validated once at load; every problem is
 reported as `file:line:col: message` so that a person can go and fix it.
+
+Loading is bounded, so that no file can hang or crash the process that reads
+it (a worker reloading its rules, `rules check`): a file is at most
+MAX_BYTES, nested at most MAX_DEPTH levels, and its aliases may not expand it
+past MAX_VALUES values or MAX_TEXT characters (a "billion laughs" document is
+refused while it is composed, before anything is built from it). Numbers are
+finite and integers fit in 64 bits.
 """
 
 from __future__ import annotations
 
+import math
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 100_000  # values in the document with every alias expanded
+MAX_TEXT = 16 * 1024 * 1024  # characters of its scalars, aliases expanded
+INT_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +63,15 @@ class Seq(list[Any]):
     item_pos: list[Pos]
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def short(value: Any) -> str:
+    """repr() of a value from a file, cut short: a message must not echo a whole (aliased) list."""
+    return _SHORT.repr(value)
+
+
 def pos_of(value: Any, default: Pos) -> Pos:
     return getattr(value, "pos", default)
 
@@ -56,8 +80,59 @@ def _pos(node: yaml.Node, file: str) -> Pos:
     return Pos(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _limit(mark: yaml.Mark, file: str, msg: str) -> SourceError:
+    return SourceError([(Pos(file, mark.line + 1, mark.column + 1), msg)])
+
+
 class _Loader(yaml.SafeLoader):
     file = "<string>"
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        # Per composed node: (values, characters, depth) with its aliases expanded.
+        self._sizes: dict[int, tuple[int, int, int]] = {}
+        self._values = 0
+        self._text = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _limit(event.start_mark, self.file, f"alias *{event.anchor} refers to a value that contains it")
+            self._count(event.start_mark, size, f" (*{event.anchor} stands for {size[0]:,} values)")
+            return node
+        event = self.peek_event()
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _limit(event.start_mark, self.file, f"nested more than {MAX_DEPTH} levels deep")
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.ScalarNode):
+            size = (1, len(node.value), 1)
+        else:
+            children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+            inner = [self._sizes[id(c)] for c in children]
+            size = (1 + sum(s[0] for s in inner), len(node.value) + sum(s[1] for s in inner),
+                    1 + max((s[2] for s in inner), default=0))
+        self._sizes[id(node)] = size
+        self._count(event.start_mark, (1, len(node.value) if isinstance(node, yaml.ScalarNode) else 0, 0), "")
+        return node
+
+    def _count(self, mark: yaml.Mark, size: tuple[int, int, int], what: str) -> None:
+        """Add a value (or an alias's expansion) to the document's totals; refuse past the limits."""
+        self._values += size[0]
+        self._text += size[1]
+        if self._values > MAX_VALUES:
+            raise _limit(mark, self.file, f"aliases expand this document past {MAX_VALUES:,} values{what}")
+        if self._text > MAX_TEXT:
+            raise _limit(mark, self.file, f"aliases expand this document past {MAX_TEXT:,} characters{what}")
+        if self._depth + size[2] > MAX_DEPTH:
+            raise _limit(mark, self.file, f"nested more than {MAX_DEPTH} levels deep{what}")
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Map:
@@ -84,6 +159,30 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Seq:
     return out
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    digits = node.value.replace("_", "").lstrip("+-")
+    # int() refuses more than 4,300 digits with a bare ValueError, and takes long before that.
+    value = None if len(digits) > 24 else loader.construct_yaml_int(node)
+    if value is None or not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        shown = node.value if len(node.value) <= 24 else f"{node.value[:12]}… ({len(digits):,} digits)"
+        raise _limit(node.start_mark, loader.file,
+                     f"integer {shown} is out of range (at most 64 bits: ±9,223,372,036,854,775,807); "
+                     "write it in quotes if it is a text")
+    return value
+
+
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    value = loader.construct_yaml_float(node)
+    if not math.isfinite(value):
+        shown = node.value if len(node.value) <= 24 else f"{node.value[:12]}…"
+        raise _limit(node.start_mark, loader.file,
+                     f"{shown} is not a finite number (infinity and NaN are not allowed); "
+                     "write it in quotes if it is a text")
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 # Dates stay strings: the engine parses them with its own, documented formats.
@@ -94,7 +193,9 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def load_text(text: str, file: str) -> Any:
-    """Parse YAML text; syntax errors become SourceError with the position."""
+    """Parse YAML text; syntax errors and exceeded limits become SourceError with the position."""
+    if len(text) > MAX_BYTES:
+        raise SourceError([(Pos(file, 1, 1), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")])
     loader = _Loader(text)
     loader.file = file
     try:
@@ -116,6 +217,8 @@ def load_text(text: str, file: str) -> Any:
 def load_file(path: str | Path) -> Any:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SourceError([(Pos(str(path), 1, 1), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SourceError([(Pos(str(path), 1, 1), f"cannot read: {exc.strerror}")]) from None
