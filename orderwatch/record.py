@@ -348,7 +348,7 @@ def _pruned(value: Any, depth: int, budget: list[int]) -> Any:
     if kind is float:
         return value if math.isfinite(value) else str(value)
     if kind is str:
-        return _safe_text(value, DEAD_PAYLOAD_BYTES)
+        return _safe_text(value, 4096)
     if isinstance(value, (dict, Mapping, list, tuple)):
         if depth <= 0 or budget[0] <= 0:
             return "…(nested deeper, or more values, than a dead letter keeps)"
@@ -376,11 +376,16 @@ def _pruned(value: Any, depth: int, budget: list[int]) -> Any:
 def safe_payload(payload: Any) -> Any:
     """A dead letter's payload as written: the payload itself while it is plain JSON within
     MAX_DEPTH + 2 levels and DEAD_PAYLOAD_BYTES; else the start of its JSON text."""
+    if isinstance(payload, str):  # the text of a message that could not be read
+        text = _safe_text(payload, DEAD_PAYLOAD_BYTES // 2)
+        while len(orjson.dumps(text)) > DEAD_PAYLOAD_BYTES:
+            text = text[: len(text) // 2] + "…(cut)"
+        return text
     pruned = _pruned(payload, MAX_DEPTH + 2, [DEAD_PAYLOAD_BYTES // 2])
-    text = orjson.dumps(pruned)
-    if len(text) <= DEAD_PAYLOAD_BYTES:
+    encoded = orjson.dumps(pruned)
+    if len(encoded) <= DEAD_PAYLOAD_BYTES:
         return pruned
-    return text[:DEAD_PAYLOAD_BYTES].decode("utf-8", "ignore") + f"…(cut, {len(text)} bytes)"
+    return encoded[: DEAD_PAYLOAD_BYTES // 2].decode("utf-8", "ignore") + f"…(cut, {len(encoded)} bytes)"
 
 
 def message_text(value: bytes | str) -> str:
