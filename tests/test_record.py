@@ -108,10 +108,10 @@ POISON = {
     "nested 900 levels with NaN": (f'[{{"key": "PO-P", "x": {_nested(900, "NaN")}}}, {GOOD}]', f"x: {DEEP}",
                                    ["PO-OK"]),
     "an unpaired surrogate": (f"[{_record('PO-P', x=SURROGATE)}, {GOOD}]",
-                              "fields: holds text that is not valid Unicode (an unpaired UTF-16 surrogate such as "
-                              "\\ud800)", ["PO-OK"]),
-    "a record over 1 MiB": (_OVER_1_MIB, f"record: {len(orjson.dumps(json.loads(_record('PO-P', x=LONG))))} bytes "
-                                         "as JSON, over the limit of 1048576 bytes for one record", ["PO-OK"]),
+                              ("fields: holds text that is not valid Unicode (an unpaired UTF-16 surrogate such as "
+                              "\\ud800)"), ["PO-OK"]),
+    "a record over 1 MiB": (_OVER_1_MIB, (f"record: {len(orjson.dumps(json.loads(_record('PO-P', x=LONG))))} bytes "
+                                         "as JSON, over the limit of 1048576 bytes for one record"), ["PO-OK"]),
     "10,001 records": ("[" + ", ".join([GOOD] * 10_001) + "]",
                        "message holds 10001 records, over the limit of 10000 per message", []),
     "a message over 8 MiB": (_OVER_8_MIB, f"message of {len(_OVER_8_MIB)} bytes is over the limit of 8388608 bytes",
