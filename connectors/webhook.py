@@ -29,7 +29,17 @@ from connectors import metrics
 from connectors.base import Connector, Deliver, Notice, PollResult
 from connectors.dates import parse_datetime
 from connectors.mapping import FieldMapping, MappingError, make_key
-from orderwatch.record import ChangeRecord, DeadLetter, InvalidRecord
+from orderwatch.record import (
+    MAX_RECORD_BYTES,
+    MAX_RECORDS,
+    ChangeRecord,
+    DeadLetter,
+    InvalidRecord,
+    Unreadable,
+    read_json,
+    record_problem,
+    seq_problem,
+)
 
 log = logging.getLogger(__name__)
 AUTH_MODES = ("hmac", "bearer", "none")
@@ -133,18 +143,30 @@ class WebhookConnector(Connector):
         problem = self._auth_problem(request, body)
         if problem:
             return self._reply(401, {"error": problem})
+        # The engine's reading and limits (orderwatch/record.py), strict about NaN and numbers
+        # beyond the float range, which the sender can be told about.
         try:
-            doc = json.loads(body, parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self._reply(400, {"error": f"body is not JSON: {exc}", "accepted": 0})
+            doc, exact = read_json(body, strict=True)
+        except Unreadable as exc:
+            reason = str(exc).removeprefix("not JSON: ")
+            return self._reply(400, {"error": f"body is not JSON: {reason}", "accepted": 0})
         items = doc if isinstance(doc, list) else [doc]
+        if len(items) > MAX_RECORDS:
+            return self._reply(400, {"error": f"{len(items)} records, over the limit of {MAX_RECORDS} per request",
+                                     "accepted": 0})
         records: list[ChangeRecord] = []
         rejected: list[dict[str, Any]] = []
+        small = len(body) <= MAX_RECORD_BYTES
         for index, item in enumerate(items):
             try:
+                unsafe = record_problem(item, exact, small)
+                if unsafe is not None:
+                    raise unsafe
                 records.append(self._record(item))
             except (InvalidRecord, MappingError) as exc:
                 rejected.append({"index": index, "field": exc.field, "reason": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - one bad record is a 400, never a 500
+                rejected.append({"index": index, "field": None, "reason": f"cannot be read: {type(exc).__name__}: {exc}"})
         where = {"remote": request.remote or "", "path": self.config.path}
         dead = [DeadLetter(r["reason"], r["field"], items[r["index"]], self.id,
                            where={**where, "index": r["index"]}) for r in rejected]
@@ -194,8 +216,11 @@ class WebhookConnector(Connector):
             raise InvalidRecord("record", f"expected a JSON object (a row), got {type(item).__name__}")
         assert cfg.key is not None and cfg.seq is not None and cfg.entity is not None
         key = make_key(item, cfg.key)
-        seq = item.get(cfg.seq)
-        if isinstance(seq, bool) or not isinstance(seq, (int, str)) or seq == "":
+        seq: Any = item.get(cfg.seq)
+        problem = seq_problem(seq)
+        if problem is not None:
+            if "64 bits" in problem:
+                raise InvalidRecord(cfg.seq, problem)
             raise InvalidRecord(cfg.seq, "required: the row's version (an integer or a timestamp)")
         op = str(item.get(cfg.op) or "upsert").lower() if cfg.op else "upsert"
         if op not in ("upsert", "delete"):
@@ -230,10 +255,9 @@ class WebhookConnector(Connector):
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _no_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity, which are not JSON; a NaN would reach the
-    # changes topic as null, silently.
-    raise ValueError(f"{name} is not a JSON number")
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a reason quoting text with an unpaired surrogate
+        return json.dumps(value, default=str)
+    return text

@@ -12,6 +12,7 @@ one-record last batch keeps table recovery from stopping early.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -22,7 +23,38 @@ MARKER_KEY = "__orderwatch_marker__"
 
 def _json(value: Any) -> bytes:
     # orjson: the changelog is written once per touched state, on the hot path.
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        # Values computed from valid records can still be what orjson does not write (a sum of
+        # 64-bit integers beyond 64 bits): write them as JSON has them rather than fail the batch.
+        return orjson.dumps(_plain(value, 0), default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """`value` with what orjson refuses made writable: integers beyond 64 bits as floats (null
+    beyond the float range, as orjson writes infinities), text with unpaired surrogates escaped."""
+    kind = type(value)
+    if kind is int:
+        if -(2**63) <= value < 2**64:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    if kind is str:
+        try:
+            value.encode()
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode()
+    if depth > 250:  # orjson writes 254 levels; the engine's limits keep states far below
+        return "…"
+    if isinstance(value, Mapping):
+        return {_plain(k, depth) if isinstance(k, str) else k: _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    return value
 
 
 class Output:

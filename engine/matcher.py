@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import secrets
 from typing import Any
 
 import durable_rules_engine as dre
@@ -69,10 +71,7 @@ class Matcher:
             fact["sid"] = "0"
             index[fid] = i
         out: list[set[str]] = [set() for _ in facts]
-        try:
-            payload = orjson.dumps(facts, default=str).decode()  # 5x the json module, same JSON
-        except orjson.JSONEncodeError:  # an integer beyond 64 bits
-            payload = json.dumps(facts, ensure_ascii=False, default=str)
+        payload = _payload(facts)
         for handle in self._handles:
             code, state_handle = dre.assert_facts(handle, payload)
             if code == 2:
@@ -102,6 +101,55 @@ class Matcher:
 
 
 _ID_MARK = '"id":"'
+# durable_rules 2.0.28 dies (SIGSEGV) when a fact it matched holds a number written with an
+# exponent and no decimal point (`1e+16`, `1e-05`): how orjson and Python write floats of one
+# significant digit from 1e16 up or below 1e-4. Those go out with a point (`1.0e+16`).
+_MARK = f"\u0000orderwatch-number-{secrets.token_hex(8)}-"
+
+
+def _payload(facts: list[dict[str, Any]]) -> str:
+    """The facts as durable_rules reads them (and survives)."""
+    if any(_exponent(fact) for fact in facts):
+        numbers: list[str] = []
+        payload = _dumps([_marked(fact, numbers) for fact in facts])
+        for i, text in enumerate(numbers):
+            payload = payload.replace(f'"{_MARK}{i}"', text, 1)
+        return payload
+    return _dumps(facts)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str).decode()  # 5x the json module, same JSON
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _written_with_exponent(value: Any) -> bool:
+    return type(value) is float and value != 0 and not 1e-4 <= abs(value) < 1e16 and math.isfinite(value)
+
+
+def _exponent(fact: dict[str, Any]) -> bool:
+    for value in fact.values():
+        if _written_with_exponent(value):
+            return True
+        if type(value) is list and any(type(line) is dict and _exponent(line) for line in value):
+            return True
+    return False
+
+
+def _marked(fact: dict[str, Any], numbers: list[str]) -> dict[str, Any]:
+    """A copy of the fact with each float written with an exponent replaced by a mark."""
+    out: dict[str, Any] = {}
+    for name, value in fact.items():
+        if _written_with_exponent(value):
+            text = repr(value)
+            numbers.append(text if "." in text else text.replace("e", ".0e", 1))
+            value = f"{_MARK}{len(numbers) - 1}"
+        elif type(value) is list:
+            value = [_marked(line, numbers) if type(line) is dict else line for line in value]
+        out[name] = value
+    return out
 
 
 def _action_of(message: str) -> tuple[str, str]:

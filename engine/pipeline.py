@@ -20,6 +20,7 @@ so Faust assigns partition p of both to the same worker.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-import orjson
 
 from engine import aggregate
 from engine.aggregate import Contribution
@@ -35,15 +35,25 @@ from engine.changelog import MARKER_KEY, Output
 from engine.evaluator import Evaluator
 from engine.reload import RuleReloader
 from engine.schedule import Schedule
-from engine.state import EntityState, apply_record
+from engine.state import EntityState, apply_record, fork
 from orderwatch import gcpolicy, metrics
 from orderwatch.alert import AlertEvent
 from orderwatch.config import Settings
 from orderwatch.consume import consume, fail
-from orderwatch.record import DeadLetter, decode_message
+from orderwatch.record import (
+    MAX_RECORD_BYTES,
+    ChangeRecord,
+    DeadLetter,
+    Unreadable,
+    decode_message,
+    message_text,
+    read_json,
+    record_problem,
+)
 from orderwatch.topics import partition_for
 
 Clock = Callable[[], float]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,6 +142,11 @@ class Engine:
         alerts depend on how the source grouped its changes, never on how many
         messages the consumer happened to fetch at once (a worker taking over a
         partition reads a backlog in one go and must decide as the old owner would).
+
+        Never raises for what a message holds: decoding is total, and a record that
+        breaks a later stage (merging, contributions, rule evaluation) is dead-lettered
+        with the reason and leaves no trace, because records merge into a copy of the
+        state (`fork`) that replaces the held one only once its message went through.
         """
         started = time.perf_counter()
         now = self.clock()
@@ -142,30 +157,57 @@ class Engine:
         sources, partitions = self.source_entities, self.settings.partitions
         table = self.table.data
         history_limit = self.settings.history_limit
+        topic = self.settings.changes_topic
         counts: dict[str, int] = {}  # records in, per entity: one metric update per batch
         evaluated = 0
         for value, partition, offset in messages:
-            records, dead = decode_message(value, source=self.settings.changes_topic)
+            records, dead = decode_message(value, source=topic)
             self.stats.messages += 1
             self.stats.records += len(records)
             dead_letters.extend((letter, partition, offset) for letter in dead)
             touched = touched_by_p.setdefault(partition, {})
             fresh: dict[str, EntityState] = {}
+            before: dict[str, tuple[bool, EntityState | None]] = {}  # as this message found it
+            merged: dict[str, list[ChangeRecord]] = {}
+            staged: list[tuple[str, int, dict[str, Any]]] = []  # (entity key, derived partition, share)
             for record in records:
                 ek = record.entity_key
-                merged = apply_record(touched.get(ek) or table.get(ek), record, partition, history_limit)
-                if merged is None:
-                    metrics.RECORDS_DUPLICATE.labels(record.entity).inc()
-                    continue
-                counts[record.entity] = counts.get(record.entity, 0) + 1
-                touched[ek] = fresh[ek] = merged
-                if record.entity in sources:
+                held = touched.get(ek) or table.get(ek)
+                try:
+                    state = apply_record(fork(held), record, partition, history_limit)
+                    if state is None:
+                        metrics.RECORDS_DUPLICATE.labels(record.entity).inc()
+                        continue
                     # Right after this record: its diff says what the state contributed before.
-                    for c in aggregate.contributions(merged):
-                        shares.setdefault(partition_for(c.entity_key, partitions), []).append(c.to_dict())
-            if fresh:
-                events_by_p.setdefault(partition, []).extend(self.evaluator.evaluate(fresh.values(), now))
-                evaluated += len(fresh)
+                    mine = [(partition_for(c.entity_key, partitions), c.to_dict())
+                            for c in aggregate.contributions(state)] if record.entity in sources else []
+                except Exception as exc:  # noqa: BLE001 - one record, not the batch
+                    dead_letters.append((_broken(record, "could not be merged into its state", exc, topic),
+                                         partition, offset))
+                    continue
+                before.setdefault(ek, (ek in touched, touched.get(ek)))
+                touched[ek] = fresh[ek] = state
+                merged.setdefault(ek, []).append(record)
+                staged.extend((ek, p, doc) for p, doc in mine)
+            if not fresh:
+                continue
+            events, failed = self._evaluate(fresh, now)
+            events_by_p.setdefault(partition, []).extend(events)
+            evaluated += len(fresh) - len(failed)
+            for ek, error in failed.items():
+                was_touched, prior = before[ek]
+                if was_touched and prior is not None:
+                    touched[ek] = prior
+                else:
+                    touched.pop(ek, None)
+                dead_letters.extend((_broken(record, "rules could not be evaluated on its state", error, topic),
+                                     partition, offset) for record in merged[ek])
+            for ek, p, doc in staged:
+                if ek not in failed:
+                    shares.setdefault(p, []).append(doc)
+            for ek, done in merged.items():
+                if ek not in failed:
+                    counts[done[0].entity] = counts.get(done[0].entity, 0) + len(done)
         for entity, n in counts.items():
             metrics.RECORDS_IN.labels(entity).inc(n)
         metrics.RULE_EVALUATIONS.labels("change").inc(evaluated)
@@ -180,48 +222,104 @@ class Engine:
         ))
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
+    def _evaluate(self, states: dict[str, EntityState], now: float) -> tuple[list[AlertEvent], dict[str, Exception]]:
+        """Evaluate states together; if that fails, one by one, so that one state the rules
+        cannot be evaluated on (returned with its error, as it was) spares the others' alerts."""
+        marks = {ek: (s["firing"].copy(), s["pending"].copy() if "pending" in s else None, s["due"])
+                 for ek, s in states.items()}
+        try:
+            return self.evaluator.evaluate(states.values(), now), {}
+        except Exception as exc:  # noqa: BLE001 - find the culprit below
+            log.warning("evaluating %d states failed (%s); evaluating them one by one", len(states), exc)
+        events: list[AlertEvent] = []
+        failed: dict[str, Exception] = {}
+        for ek, state in states.items():
+            _restore(state, marks[ek])
+            try:
+                events.extend(self.evaluator.evaluate([state], now))
+            except Exception as exc:  # noqa: BLE001 - this state's records are dead-lettered
+                _restore(state, marks[ek])
+                failed[ek] = exc
+        return events, failed
+
     # --- the derived path ---------------------------------------------------
 
     async def _fold(self, stream: Any) -> None:
         await self._consume(stream, self.handle_derived, "engine (derived entities)")
 
     async def handle_derived(self, messages: list[tuple[bytes, int, int]]) -> None:
-        """Fold (value, partition, offset) messages of contributions into derived states; evaluate."""
+        """Fold (value, partition, offset) messages of contributions into derived states; evaluate.
+
+        Total like `handle`: a message that is not a list of contributions, or one contribution
+        that breaks folding or evaluation, is dead-lettered with the reason; the rest goes on."""
         now = self.clock()
         touched_by_p: dict[int, dict[str, EntityState]] = {}
         events_by_p: dict[int, list[AlertEvent]] = {}
         dead_letters: list[tuple[DeadLetter, int, int]] = []
         table = self.derived_table.data
+        topic = self.settings.derived_topic
         for value, partition, offset in messages:
             try:
-                shares = [Contribution.from_dict(doc) for doc in orjson.loads(value)]
-            except (ValueError, TypeError, KeyError) as exc:
-                text = value.decode("utf-8", "replace")[:4096]
-                letter = DeadLetter(f"not a contribution batch: {exc}", None, text, self.settings.derived_topic)
+                docs, _ = read_json(value)
+                if not isinstance(docs, list):
+                    raise Unreadable(f"expected a JSON array of contributions, got {type(docs).__name__}")
+            except Unreadable as exc:
+                letter = DeadLetter(f"not a contribution batch: {exc}", None, message_text(value), topic)
                 dead_letters.append((letter, partition, offset))
                 continue
             touched = touched_by_p.setdefault(partition, {})
             fresh: dict[str, EntityState] = {}
-            for c in shares:
-                ek = c.entity_key
-                folded = aggregate.fold(touched.get(ek) or table.get(ek), c, partition, self.settings.history_limit)
+            before: dict[str, tuple[bool, EntityState | None]] = {}
+            folded_from: dict[str, list[tuple[int, Any]]] = {}
+            for index, doc in enumerate(docs):
+                try:
+                    problem = record_problem(doc, True, len(value) <= MAX_RECORD_BYTES)
+                    if problem is not None:
+                        raise problem
+                    c = Contribution.from_dict(doc)
+                    ek = c.entity_key
+                    held = touched.get(ek) or table.get(ek)
+                    folded = aggregate.fold(fork(held), c, partition, self.settings.history_limit)
+                except Exception as exc:  # noqa: BLE001 - one contribution, not the batch
+                    reason = f"not a contribution: {type(exc).__name__}: {exc}"
+                    dead_letters.append((DeadLetter(reason, None, doc, topic, where={"index": index}),
+                                         partition, offset))
+                    continue
                 if folded is not None:
+                    before.setdefault(ek, (ek in touched, touched.get(ek)))
                     touched[ek] = fresh[ek] = folded
-            if fresh:
-                events_by_p.setdefault(partition, []).extend(self.evaluator.evaluate(fresh.values(), now))
-                metrics.RULE_EVALUATIONS.labels("change").inc(len(fresh))
+                    folded_from.setdefault(ek, []).append((index, doc))
+            if not fresh:
+                continue
+            events, failed = self._evaluate(fresh, now)
+            events_by_p.setdefault(partition, []).extend(events)
+            metrics.RULE_EVALUATIONS.labels("change").inc(len(fresh) - len(failed))
+            for ek, error in failed.items():
+                was_touched, prior = before[ek]
+                if was_touched and prior is not None:
+                    touched[ek] = prior
+                else:
+                    touched.pop(ek, None)
+                reason = f"rules could not be evaluated on its derived state: {type(error).__name__}: {error}"
+                dead_letters.extend((DeadLetter(reason, None, doc, topic, where={"index": index}), partition, offset)
+                                    for index, doc in folded_from[ek])
         if dead_letters:
-            await self._dead_letter(dead_letters, self.settings.derived_topic)
+            await self._dead_letter(dead_letters, topic)
         await asyncio.gather(*(self._send_alerts(p, events) for p, events in events_by_p.items()))
         await asyncio.gather(*(
             self._write(p, touched, self.derived_table) for p, touched in touched_by_p.items() if touched
         ))
 
     async def _dead_letter(self, dead: list[tuple[DeadLetter, int, int]], topic: str | None = None) -> None:
+        # to_dict is safe for any payload (orderwatch.record.safe_payload): nothing here can fail to encode.
+        docs = []
         for letter, partition, offset in dead:
             doc = letter.to_dict()
             doc["where"].update(topic=topic or self.settings.changes_topic, partition=partition, offset=offset)
-            await self.output.send_json(self.settings.deadletter_topic, doc)
+            docs.append(doc)
+            log.warning("dead letter from %s partition %s offset %s: %s", doc["where"]["topic"], partition, offset,
+                        doc["reason"])
+        await asyncio.gather(*(self.output.send_json(self.settings.deadletter_topic, doc) for doc in docs))
         metrics.RECORDS_DEAD_LETTERED.labels("engine").inc(len(dead))
         self.stats.dead += len(dead)
 
@@ -394,6 +492,23 @@ class Engine:
             for partition, states in sorted(by_p.items()):
                 await self._evaluate_and_write(partition, states, now, "reload")
         return True
+
+
+def _broken(record: ChangeRecord, stage: str, exc: Exception, topic: str) -> DeadLetter:
+    """The dead letter of a valid record that broke a stage after decoding."""
+    return DeadLetter(f"{stage}: {type(exc).__name__}: {exc}", None, record.to_dict(), topic,
+                      where={"entity_key": record.entity_key})
+
+
+def _restore(state: EntityState, mark: tuple[dict[str, float], dict[str, float] | None, float | None]) -> None:
+    """Put back what an evaluation changes in a state (see Engine._evaluate)."""
+    firing, pending, due = mark
+    state["firing"] = firing.copy()
+    state["due"] = due
+    if pending is None:
+        state.pop("pending", None)
+    else:
+        state["pending"] = pending.copy()
 
 
 def _held(table: Any) -> int:

@@ -104,6 +104,27 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
+def fork(state: EntityState | None) -> EntityState | None:
+    """A copy that `apply_record`, `aggregate.fold` and the Evaluator may change while `state`
+    stays as it was (so a record that breaks a later stage leaves no trace): the containers they
+    change in place are copied; fields and history entries, which they replace, are shared."""
+    if state is None:
+        return None
+    copy = state.copy()
+    copy["seqs"] = state["seqs"].copy()
+    copy["history"] = state["history"].copy()
+    copy["firing"] = state["firing"].copy()
+    if "pending" in state:
+        copy["pending"] = state["pending"].copy()
+    if "parts" in state:  # derived states (engine/aggregate.py, engine/accounts.py)
+        copy["parts"] = state["parts"].copy()
+    if "gone" in state:
+        copy["gone"] = state["gone"].copy()
+    if "index" in state:
+        copy["index"] = {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in state["index"].items()}
+    return copy
+
+
 def apply_record(
     state: EntityState | None, record: ChangeRecord, partition: int, history_limit: int = HISTORY_LIMIT
 ) -> EntityState | None:

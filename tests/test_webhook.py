@@ -230,3 +230,51 @@ def test_accepted_means_published_and_a_broker_failure_is_503(broker: EmbeddedBr
             ep.publisher = Publisher(broker.bootstrap, ep.settings.changes_topic, ep.settings.deadletter_topic)
 
     asyncio.run(go())
+
+
+def test_poison_bodies_are_400_with_the_reason_and_the_good_records_go_through(broker: EmbeddedBroker,
+                                                                             tmp_path: Path) -> None:
+    good = json.dumps(record("PO-OK", 1))
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    deep_reason = "nested more than 32 levels deep (objects and arrays, the record being the first): over the limit"
+    cursor_reason = ("seq: an integer cursor must fit in 64 bits (at most 18446744073709551615); "
+                     "send a larger one as a string")
+    # (body, the reasons of the rejected records or of the whole body, accepted)
+    cases: list[tuple[bytes, list[tuple[int, str | None, str]] | str, int]] = [
+        (('{"a":' * 2000 + "1" + "}" * 2000).encode(),
+         "body is not JSON: nested more than 1024 levels deep, over the limit (32 for a record)", 0),
+        (f'[{json.dumps(record("PO-D", 1))[:-1]}, "fields": {{"x": {deep}}}}}, {good}]'.encode(),
+         [(0, "fields", f"fields: {deep_reason}")], 1),
+        (f'[{json.dumps(record("PO-S", 2**100))}, {good}]'.encode(), [(0, "seq", cursor_reason)], 0),
+        (f'[{{"key": "PO-X", "payload": {deep}}}, {good}]'.encode(), [(0, "payload", f"payload: {deep_reason}")], 0),
+        (b'[' + json.dumps(record("PO-U", 1)).replace("PO-U", "\\ud800").encode() + b"]",
+         [(0, "key", "key: holds text that is not valid Unicode (an unpaired UTF-16 surrogate such as \\ud800)")], 0),
+        (f'[{json.dumps(record("PO-N", 1))[:-1]}, "qty": NaN, "n": {2**100}}}]'.encode(),
+         "body is not JSON: NaN is not a JSON number", 0),
+        (f'[{json.dumps(record("PO-I", 1))[:-1]}, "qty": 1e400}}]'.encode(),
+         "body is not JSON: 1e400 is beyond the range of numbers that can be kept (about ±1.8e308)", 0),
+        (b"[" + b", ".join([b"{}"] * 10_001) + b"]", "10001 records, over the limit of 10000 per request", 0),
+        (b'{"key": "PO-\xff"}', "body is not JSON: ", 0),
+    ]
+
+    async def go() -> None:
+        async with Endpoint(broker, tmp_path, hmac_config(entity="purchase_order")) as ep:
+            for body, expected, accepted in cases:
+                status, answer = await post(ep.url(), body, signed(body))
+                assert status == 400, (body[:80], answer)
+                if isinstance(expected, str):
+                    assert answer["error"].startswith(expected) and answer["accepted"] == 0
+                else:
+                    assert [(r["index"], r["field"], r["reason"]) for r in answer["rejected"]] == expected
+                    assert answer["accepted"] == accepted  # PO-OK once; a duplicate afterwards
+            assert [r["key"] for r in await ep.changes()] == ["PO-OK"]
+            dead = await ep.dead()  # the rejected records, each with its reason, payload safe to read
+            by_field = {d["field"]: d for d in dead}
+            assert sorted(by_field) == ["fields", "key", "payload", "seq"] and len(dead) == 4
+            assert by_field["seq"]["payload"]["key"] == "PO-S"
+            assert by_field["key"]["payload"]["key"] == "\\ud800"
+            # The endpoint goes on.
+            later = json.dumps(record("PO-LATER", 1)).encode()
+            assert (await post(ep.url(), later, signed(later)))[0] == 200
+
+    asyncio.run(go())
