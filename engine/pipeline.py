@@ -427,8 +427,14 @@ class Engine:
 
     async def _evaluate_and_write(self, partition: int, states: dict[str, EntityState], now: float,
                                   trigger: str) -> None:
-        events = self.evaluator.evaluate(states.values(), now)
+        events, failed = self._evaluate(states, now)
         metrics.RULE_EVALUATIONS.labels(trigger).inc(len(states))
+        for ek, exc in failed.items():
+            # Left as it was and not rescheduled: its next change evaluates it again.
+            metrics.EVALUATION_FAILURES.labels(trigger).inc()
+            print(f"orderwatch: rules could not be evaluated on {ek} ({trigger}): {type(exc).__name__}: "
+                  f"{str(exc)[:300]}; its next change evaluates it again", flush=True)
+            del states[ek]
         await self._send_alerts(partition, events)
         by_table: dict[int, tuple[Any, dict[str, EntityState]]] = {}
         for ek, state in states.items():

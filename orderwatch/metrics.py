@@ -57,6 +57,11 @@ WORKER_FAILURES = Counter(
     "Failures that stopped a worker without acknowledging the input being handled",
     ["component"],
 )
+EVALUATION_FAILURES = Counter(
+    "orderwatch_evaluation_failures_total",
+    "Entity states the rules could not be evaluated on at a tick or reload (left as they were)",
+    ["trigger"],
+)
 STORE_RETRIES = Counter(
     "orderwatch_alert_store_retries_total",
     "Batches of alert transitions retried because the alert store could not be written",
