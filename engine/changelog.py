@@ -82,7 +82,7 @@ class Output:
             kb, vb = _json(key), None if value is None else _json(value)
             if vb is not None and len(kb) + len(vb) > MAX_MESSAGE_BYTES:
                 size = len(kb) + len(vb)
-                too_large.append(({"key": str(key)[:200]} | summary(value, size), size))
+                too_large.append((summary(value, size) | {"entity_key": str(key)[:200]}, size))
                 continue
             if batch.append(key=kb, value=vb, timestamp=None) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
