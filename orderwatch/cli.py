@@ -67,7 +67,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-PRODUCE_SLICE = 20_000  # records acknowledged per step: --timeout bounds each step
+PRODUCE_SLICE = 5_000  # records acknowledged per step: --timeout bounds each step
 
 
 def _read_jsonl(path: str) -> tuple[list[Any], list[tuple[bytes, dict[str, Any]]]]:

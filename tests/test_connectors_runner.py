@@ -291,3 +291,4 @@ def test_a_row_too_large_for_any_message_is_dead_lettered_and_the_others_go_on(
         assert rig.store.load("huge") == {"cursor": "2025-03-05 00:00:05", "key": ["PO-0005"]}  # not retried
 
     asyncio.run(go())
+    assert REGISTRY.get_sample_value("orderwatch_records_dead_lettered_total", {"stage": "connector:huge"}) == 1
