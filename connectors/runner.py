@@ -121,8 +121,14 @@ class ConnectorRunner:
                 await self.publisher.dead_letter(result.dead)
                 metrics.RECORDS_DEAD_LETTERED.labels(f"connector:{conn.id}").inc(len(result.dead))
             if records:
+                before = self.publisher.dead_lettered
                 _, offsets = await self.publisher.publish_with_offsets(records)
                 slot.published.update(offsets)
+                too_large = self.publisher.dead_lettered - before
+                if too_large:
+                    log.warning("connector %s: %d record(s) too large for a message were dead-lettered",
+                                conn.id, too_large)
+                    metrics.RECORDS_DEAD_LETTERED.labels(f"connector:{conn.id}").inc(too_large)
             conn.commit(result)
             if result.bookmark is not None or records:
                 self.bookmarks.save(conn.id, conn.bookmark, slot.published)

@@ -7,10 +7,12 @@ that runs its connectors in-process (`await serve(...)` as one of its tasks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 from pathlib import Path
 
-from connectors.base import BookmarkStore
+from connectors.base import BookmarkStore, Connector
 from connectors.config import Context, build_connector, load_config
 from connectors.publisher import Publisher
 from connectors.runner import ConnectorRunner
@@ -18,9 +20,14 @@ from connectors.webhook import WebhookConnector
 from orderwatch import shutdown
 from orderwatch.config import Settings
 from orderwatch.epoch import BrokerWatch, EpochFile
+from orderwatch.reach import UNREACHABLE, BrokerUnreachable, cause, quiet_client, within
 from orderwatch.topics import bootstrap_of, ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+CONNECT_TIMEOUT = 10.0  # seconds one attempt to reach the broker may take
+MAX_RETRY_DELAY = 60.0
 
 
 async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event,
@@ -29,19 +36,22 @@ async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event
 
     Bookmarks live in `<datadir>/bookmarks`; records go to `<prefix>-changes`,
     dead letters to `<prefix>-deadletter` of `settings.broker` (a kafka:// URL).
+    While the broker cannot be reached, says so in one line per attempt and tries
+    again with a growing delay (up to a minute), until it answers or `stop` is set.
     """
     configs = load_config(config_path)
     bootstrap = bootstrap_of(settings.broker)
-    await ensure_topics(bootstrap, settings)
     store = BookmarkStore(Path(settings.datadir) / "bookmarks")
     context = Context(bootstrap=bootstrap)
     connectors = [build_connector(cfg, store.load(cfg.id), context) for cfg in configs]
-    publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
-    await publisher.start()
     watch = BrokerWatch(settings, EpochFile(store.directory / ".broker-epoch.json"), "connectors")
-    runner = ConnectorRunner(connectors, publisher, store, interval=interval, watch=watch)
+    started = await _connect(bootstrap, settings, stop, connectors, store, interval, watch)
+    if started is None:
+        for conn in connectors:
+            conn.close()
+        return
+    publisher, runner = started
     try:
-        await runner.start()
         for conn in connectors:
             if isinstance(conn, WebhookConnector):
                 cfg = conn.config
@@ -52,6 +62,52 @@ async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event
     finally:
         runner.close()
         await publisher.stop()
+
+
+async def _connect(bootstrap: str, settings: Settings, stop: asyncio.Event, connectors: list[Connector],
+                   store: BookmarkStore, interval: float,
+                   watch: BrokerWatch) -> tuple[Publisher, ConnectorRunner] | None:
+    """Create the topics, start the publisher and the runner; retry while the broker is unreachable.
+
+    None if `stop` was set first."""
+    failures = 0
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
+            runner = ConnectorRunner(connectors, publisher, store, interval=interval, watch=watch)
+
+            async def attempt(publisher: Publisher = publisher, runner: ConnectorRunner = runner) -> None:
+                with quiet_client():
+                    await within(ensure_topics(bootstrap, settings), bootstrap, CONNECT_TIMEOUT)
+                    await within(publisher.start(), bootstrap, CONNECT_TIMEOUT)
+                try:
+                    await runner.start()
+                except UNREACHABLE as exc:
+                    raise BrokerUnreachable(bootstrap, await cause(bootstrap)) from exc
+
+            task = asyncio.ensure_future(attempt())
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            elif task.exception() is None:
+                return publisher, runner
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(publisher.stop(), CONNECT_TIMEOUT)
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if error is None:
+                break  # stopped while connecting
+            if not isinstance(error, BrokerUnreachable):
+                raise error
+            failures += 1
+            delay = min(MAX_RETRY_DELAY, 2.0 ** (failures - 1))
+            print(f"orderwatch: {error}; retrying in {delay:g}s", file=sys.stderr, flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        return None
+    finally:
+        stopped.cancel()
 
 
 def run(config_path: str | Path, settings: Settings, interval: float = 5.0) -> int:

@@ -84,7 +84,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
         worker_redirect_stdouts=False,
     )
     store = AlertStore(settings.store_url)
-    output = Output(bootstrap_of(settings.broker))
+    output = Output(bootstrap_of(settings.broker), settings.deadletter_topic)
     engine = Engine(app, settings, Evaluator(rules, name=settings.app_id), output, clock)
     sink = AlertSink(app, settings, store, output=output)
     order_metrics = register_order_metrics(engine.states, clock)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -72,45 +73,73 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+PRODUCE_SLICE = 5_000  # records acknowledged per step: --timeout bounds each step
+
+
+def _read_jsonl(path: str) -> tuple[list[Any], list[tuple[bytes, dict[str, Any]]]]:
+    """Good change records, and every other non-blank line as its bytes (with its line number)."""
+    import orjson
+
+    from orderwatch.record import ChangeRecord, InvalidRecord, encode_record
+
+    good: list[ChangeRecord] = []
+    bad: list[tuple[bytes, dict[str, Any]]] = []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    doc = json.loads(line)  # NaN, integers beyond 64 bits
+                record = ChangeRecord.from_dict(doc)
+            except (ValueError, InvalidRecord, RecursionError, TypeError):
+                record = None  # not UTF-8, not JSON, too deep, not a record: the engine says why
+            if record is None or encode_record(record) is None:
+                bad.append((line, {"file": path, "line": number}))
+            else:
+                good.append(record)
+    return good, bad
+
+
 def cmd_produce(args: argparse.Namespace) -> int:
     """Publish change records from a JSON-lines file; bad lines go through to be dead-lettered."""
-    from aiokafka import AIOKafkaProducer
-
     from connectors.publisher import Publisher
-    from orderwatch.record import ChangeRecord, InvalidRecord
+    from orderwatch.reach import BrokerUnreachable, quiet_client, within
     from orderwatch.topics import bootstrap_of, ensure_topics
 
     settings = _settings(args)
+    if settings.broker == "embedded":
+        print("orderwatch: produce publishes to a running broker: give --broker kafka://host:port "
+              "(`orderwatch broker` runs the embedded one)", file=sys.stderr)
+        return 2
     bootstrap = bootstrap_of(settings.broker)
-
-    good: list[ChangeRecord] = []
-    bad: list[bytes] = []
-    with open(args.file, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                good.append(ChangeRecord.from_dict(json.loads(line)))
-            except (ValueError, InvalidRecord):
-                bad.append(line.strip().encode())  # the engine validates again and dead-letters it with the reason
+    timeout = args.timeout
+    good, bad = _read_jsonl(args.file)
 
     async def go() -> int:
-        await ensure_topics(bootstrap, settings)
         publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
-        raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await publisher.start()
-        await raw.start()
         try:
-            for line in bad:
-                await raw.send_and_wait(settings.changes_topic, line, partition=0)
-            await publisher.publish(good)
+            await within(ensure_topics(bootstrap, settings), bootstrap, timeout)
+            await within(publisher.start(), bootstrap, timeout)
+            sent_bad = await within(publisher.publish_raw(bad, "produce"), bootstrap, timeout)
+            for i in range(0, len(good), PRODUCE_SLICE):
+                await within(publisher.publish(good[i : i + PRODUCE_SLICE]), bootstrap, timeout)
+        except BrokerUnreachable as exc:
+            print(f"orderwatch: {exc}", file=sys.stderr)
+            return 1
         finally:
-            await publisher.stop()
-            await raw.stop()
-        print(f"published {len(good)} records, {len(bad)} invalid lines sent for dead-lettering")
+            with contextlib.suppress(Exception):  # what could be said is said; do not hang on the way out
+                await asyncio.wait_for(publisher.stop(), timeout)
+        print(f"published {publisher.published} records in {publisher.messages} messages, "
+              f"{sent_bad} invalid lines sent for dead-lettering"
+              + (f", {publisher.dead_lettered} too large dead-lettered" if publisher.dead_lettered else ""))
         return 0
 
-    return asyncio.run(go())
+    with quiet_client():
+        return asyncio.run(go())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("produce", help="publish change records from a JSON-lines file")
     p.add_argument("file", help="one change record (JSON) per line")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the broker at each step before giving up (default 10)")
     _worker_flags(p)
     p.set_defaults(func=cmd_produce)
 

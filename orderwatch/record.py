@@ -186,6 +186,18 @@ def encode_batch(records: list[ChangeRecord]) -> bytes:
         return json.dumps(docs, ensure_ascii=False, default=str).encode()
 
 
+def encode_record(record: ChangeRecord) -> bytes | None:
+    """One record as a JSON object, as `encode_batch` writes it inside its array; None when
+    it cannot be written at all (e.g. values nested past the encoders' depth limits)."""
+    try:
+        return orjson.dumps(record, default=_wire_default)
+    except orjson.JSONEncodeError:
+        try:
+            return json.dumps(record.to_dict(), ensure_ascii=False, default=str).encode()
+        except (ValueError, TypeError, RecursionError):
+            return None
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A payload that could not become a change record, and why."""

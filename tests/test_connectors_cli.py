@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+from orderwatch.broker import free_port
+from tests.conftest import wait_for
 
 CLI = [sys.executable, "-m", "orderwatch", "connectors"]
 
@@ -104,3 +108,26 @@ def test_check_tells_of_rows_the_cursor_never_reaches(tmp_path: Path) -> None:
     done = run("check", str(tmp_path / "connectors.yaml"), "--only", "erp")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "note: 2 row(s) have no value in updated_at, po_number and are never read (table po)" in done.stdout
+
+
+def test_run_keeps_trying_a_broker_that_is_not_there_and_stops_on_sigterm(tmp_path: Path) -> None:
+    sources(tmp_path)
+    (tmp_path / "connectors.yaml").write_text(GOOD, encoding="utf-8")
+    port = free_port()
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*CLI, "run", "connectors.yaml", "--broker", f"kafka://127.0.0.1:{port}"],
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        line = (f"orderwatch: cannot reach the broker at 127.0.0.1:{port} (connection refused); "
+                "is it running? check --broker / ORDERWATCH_BROKER; retrying in ")
+        wait_for(lambda: log.read_text().count(line) >= 2, 60, "two attempts")
+        assert proc.poll() is None  # still trying
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = log.read_text().splitlines()
+    assert lines and all(x.startswith(line) for x in lines), lines  # nothing else: no traceback, no client logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -223,3 +224,71 @@ def test_the_bookmark_file_keeps_the_offsets_after_the_last_publication(
 
     asyncio.run(go())
     shutil.rmtree(tmp_path / "bookmarks")
+
+
+def big_rows(path: Path, rows: int, size: int, start: int = 0) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS po (po_number TEXT PRIMARY KEY, supplier TEXT, updated_at TEXT)")
+        db.executemany("INSERT INTO po VALUES (?, ?, ?)",
+                       [(f"PO-{n:04d}", f"{n:04d}" + "x" * (size - 4), f"2025-03-05 {n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}")
+                        for n in range(start, start + rows)])
+
+
+def test_rows_of_40_kb_are_published_in_messages_below_the_limit(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """1,000 rows of 40 KB in one read: 10 MB per partition goes out as several messages, all of them."""
+    from orderwatch.sizes import MAX_MESSAGE_BYTES
+
+    rig = Rig(broker, tmp_path)
+    db = tmp_path / "erp.sqlite"
+    big_rows(db, 1000, 40_000)
+
+    async def go() -> None:
+        await make_topics(broker.bootstrap, rig.settings)
+        publisher = rig.publisher()
+        await publisher.start()
+        runner = ConnectorRunner([sql_connector("wide", db, None, batch=1000)], publisher, rig.store)
+        for _ in range(3):
+            await runner.poll_once()
+        runner.close()
+        await publisher.stop()
+        messages = await read_topic(broker.bootstrap, rig.settings.changes_topic)
+        records = flatten(messages)
+        assert sorted(r["key"] for r in records) == [f"PO-{n:04d}" for n in range(1000)]
+        assert all(r["fields"]["supplier"] == r["key"][3:] + "x" * 39_996 for r in records)
+        assert all(len(json.dumps(m).encode()) <= MAX_MESSAGE_BYTES for m in messages)
+        assert rig.store.load("wide") == {"cursor": "2025-03-05 00:16:39", "key": ["PO-0999"]}
+        assert await rig.dead() == []
+
+    asyncio.run(go())
+
+
+def test_a_row_too_large_for_any_message_is_dead_lettered_and_the_others_go_on(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    rig = Rig(broker, tmp_path)
+    db = tmp_path / "erp.sqlite"
+    big_rows(db, 3, 100)
+    big_rows(db, 1, 1_500_000, start=3)  # 1.5 MB: more than one message may hold
+    big_rows(db, 2, 100, start=4)
+
+    async def go() -> None:
+        await make_topics(broker.bootstrap, rig.settings)
+        publisher = rig.publisher()
+        await publisher.start()
+        runner = ConnectorRunner([sql_connector("huge", db, None)], publisher, rig.store)
+        for _ in range(3):
+            await runner.poll_once()
+        runner.close()
+        await publisher.stop()
+        assert sorted(r["key"] for r in await rig.records()) == ["PO-0000", "PO-0001", "PO-0002", "PO-0004", "PO-0005"]
+        [dead] = await rig.dead()
+        assert dead["reason"].startswith("record too large: 1,500,")
+        assert "1,000,000-byte message limit" in dead["reason"]
+        assert dead["payload"]["key"] == "PO-0003" and dead["payload"]["source"] == "huge"
+        assert dead["payload"]["bytes"] > 1_500_000
+        assert dead["source"] == "huge"
+        assert len(json.dumps(dead)) < 2000  # named, not copied
+        assert rig.store.load("huge") == {"cursor": "2025-03-05 00:00:05", "key": ["PO-0005"]}  # not retried
+
+    asyncio.run(go())
+    assert REGISTRY.get_sample_value("orderwatch_records_dead_lettered_total", {"stage": "connector:huge"}) == 1
