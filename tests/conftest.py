@@ -79,6 +79,17 @@ def get_json(url: str, timeout: float = 2.0, token: str | None = API_TOKEN) -> A
         return json.loads(resp.read())
 
 
+def with_api_token(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a worker: without an alerts file of the test's own, one that gives the tests'
+    read-only API token (every page but /metrics and /healthz needs a token)."""
+    if env.get("ORDERWATCH_ALERTS"):
+        return env
+    folder.mkdir(parents=True, exist_ok=True)
+    alerts = folder / "worker-api-token.yaml"
+    alerts.write_text(f"api:\n  tokens: [{{name: tests, token: {API_TOKEN}, scopes: [read]}}]\n")
+    return {**env, "ORDERWATCH_ALERTS": str(alerts)}
+
+
 class WorkerProc:
     """An `orderwatch worker` subprocess with its own web port."""
 
@@ -88,11 +99,7 @@ class WorkerProc:
         self.token = token
         self.log_path = datadir / f"worker-{self.port}.log"
         datadir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        if "--config" not in extra and not env.get("ORDERWATCH_ALERTS"):
-            alerts = datadir / "worker-api-token.yaml"
-            alerts.write_text(f"api:\n  tokens: [{{name: tests, token: {API_TOKEN}, scopes: [read]}}]\n")
-            env["ORDERWATCH_ALERTS"] = str(alerts)
+        env = dict(os.environ) if "--config" in extra else with_api_token(datadir, dict(os.environ))
         self.proc = subprocess.Popen(
             ORDERWATCH + [
                 "worker", "--broker", broker_url, "--app-id", app_id, "--datadir", str(datadir / str(self.port)),
@@ -161,7 +168,8 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
         log = tmp_path / f"proc-{len(started)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([*ORDERWATCH, *args], stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **(env or {})}, start_new_session=True)
+                                    env=with_api_token(tmp_path, {**os.environ, **(env or {})}),
+                                    start_new_session=True)
         proc.log_path = log  # type: ignore[attr-defined]
         started.append(proc)
         return proc

@@ -25,7 +25,7 @@ import pytest
 
 from alerts.store import AlertStore
 from orderwatch.broker import free_port
-from tests.conftest import get_json, wait_for
+from tests.conftest import get_json, wait_for, with_api_token
 
 pytestmark = pytest.mark.integration
 ORDERWATCH = [sys.executable, "-m", "orderwatch"]
@@ -42,7 +42,7 @@ class Setup:
         self.erp = tmp / "erp.sqlite"
         self.store_url = f"sqlite:///{tmp / 'alerts.sqlite'}"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {**os.environ, "ORDERWATCH_BROKER_CHECK_SECONDS": "1"}
+        self.env = with_api_token(tmp, {**os.environ, "ORDERWATCH_BROKER_CHECK_SECONDS": "1"})
         con = sqlite3.connect(self.erp)
         con.execute("CREATE TABLE po (po_number TEXT PRIMARY KEY, supplier_name TEXT, buyer TEXT, status TEXT, "
                     "expected_date TEXT, updated_at TEXT)")
