@@ -133,7 +133,8 @@ class Engine:
                 async with self._lock:
                     await handler([(e.message.value, e.message.partition, e.message.offset) for e in events])
 
-        await consume(stream, self.settings.batch_max, self.settings.batch_wait, run, component)
+        await consume(stream, self.settings.batch_max, self.settings.batch_wait, run, component,
+                      stopping=lambda: bool(self.app.should_stop))
 
     async def handle(self, messages: list[tuple[bytes, int, int]]) -> None:
         """Merge and evaluate (value, partition, offset) messages in order; emit per partition.
@@ -396,6 +397,8 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - alerts evaluated but not sent: stop, recover from the changelog
+            if self.app.should_stop:
+                return  # the producer closed under a stopping worker: the next start ticks again
             fail("engine tick", exc)
             await asyncio.Event().wait()
 

@@ -63,17 +63,22 @@ def reset() -> None:
 
 
 async def consume(stream: Any, max_: int, within: float, handle: Callable[[list[Any]], Awaitable[None]],
-                  component: str) -> None:
+                  component: str, stopping: Callable[[], bool] = lambda: False) -> None:
     """Run `handle` on batches of events from a Faust stream; acknowledge each batch only after it.
 
     A cancelled batch (shutdown, rebalance) stays unacknowledged: it is read again by whoever
-    owns the partition next. A failed batch stops this agent for good and the worker with it."""
+    owns the partition next; so does one that fails because the worker is stopping (`stopping()`:
+    its producer closes before its agents stop). A failed batch stops this agent for good and
+    the worker with it."""
     async for events in stream.noack_take(max_, within=within):
         try:
             await handle(events)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every escape is a worker failure, reported in fail()
+            if stopping():
+                log.info("%s: a batch interrupted by the stop stays unacknowledged (%r)", component, exc)
+                return
             fail(component, exc)
             # Take nothing more: a later batch acknowledged would let the commit pass this one.
             await asyncio.Event().wait()
