@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from pathlib import Path
 
 from connectors.base import BookmarkStore, Connector
@@ -20,14 +19,10 @@ from connectors.webhook import WebhookConnector
 from orderwatch import shutdown
 from orderwatch.config import Settings
 from orderwatch.epoch import BrokerWatch, EpochFile
-from orderwatch.reach import UNREACHABLE, BrokerUnreachable, cause, quiet_client, within
+from orderwatch.reach import CONNECT_TIMEOUT, quiet_client, until_reached, within
 from orderwatch.topics import bootstrap_of, ensure_topics
 
 log = logging.getLogger(__name__)
-
-
-CONNECT_TIMEOUT = 10.0  # seconds one attempt to reach the broker may take
-MAX_RETRY_DELAY = 60.0
 
 
 async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event,
@@ -37,7 +32,7 @@ async def serve(config_path: str | Path, settings: Settings, stop: asyncio.Event
     Bookmarks live in `<datadir>/bookmarks`; records go to `<prefix>-changes`,
     dead letters to `<prefix>-deadletter` of `settings.broker` (a kafka:// URL).
     While the broker cannot be reached, says so in one line per attempt and tries
-    again with a growing delay (up to a minute), until it answers or `stop` is set.
+    again with a growing delay (see orderwatch.reach.until_reached), until it answers or `stop` is set.
     """
     configs = load_config(config_path)
     bootstrap = bootstrap_of(settings.broker)
@@ -70,44 +65,22 @@ async def _connect(bootstrap: str, settings: Settings, stop: asyncio.Event, conn
     """Create the topics, start the publisher and the runner; retry while the broker is unreachable.
 
     None if `stop` was set first."""
-    failures = 0
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        while not stop.is_set():
-            publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
-            runner = ConnectorRunner(connectors, publisher, store, interval=interval, watch=watch)
 
-            async def attempt(publisher: Publisher = publisher, runner: ConnectorRunner = runner) -> None:
-                with quiet_client():
-                    await within(ensure_topics(bootstrap, settings), bootstrap, CONNECT_TIMEOUT)
-                    await within(publisher.start(), bootstrap, CONNECT_TIMEOUT)
-                try:
-                    await runner.start()
-                except UNREACHABLE as exc:
-                    raise BrokerUnreachable(bootstrap, await cause(bootstrap)) from exc
-
-            task = asyncio.ensure_future(attempt())
-            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            elif task.exception() is None:
-                return publisher, runner
+    async def attempt() -> tuple[Publisher, ConnectorRunner]:
+        publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
+        runner = ConnectorRunner(connectors, publisher, store, interval=interval, watch=watch)
+        try:
+            with quiet_client():
+                await within(ensure_topics(bootstrap, settings), bootstrap, CONNECT_TIMEOUT)
+                await within(publisher.start(), bootstrap, CONNECT_TIMEOUT)
+            await within(runner.start(), bootstrap, None)  # replaying unbookmarked records takes its time
+        except BaseException:  # failed or stopped: this attempt's producer must not linger
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(publisher.stop(), CONNECT_TIMEOUT)
-            error = task.exception() if task.done() and not task.cancelled() else None
-            if error is None:
-                break  # stopped while connecting
-            if not isinstance(error, BrokerUnreachable):
-                raise error
-            failures += 1
-            delay = min(MAX_RETRY_DELAY, 2.0 ** (failures - 1))
-            print(f"orderwatch: {error}; retrying in {delay:g}s", file=sys.stderr, flush=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-        return None
-    finally:
-        stopped.cancel()
+            raise
+        return publisher, runner
+
+    return await until_reached(attempt, stop)
 
 
 def run(config_path: str | Path, settings: Settings, interval: float = 5.0) -> int:

@@ -25,10 +25,10 @@ from engine.changelog import Output
 from engine.evaluator import Evaluator
 from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
-from orderwatch import consume, gcpolicy, shutdown
+from orderwatch import consume, gcpolicy, reach, shutdown
 from orderwatch.config import Settings
 from orderwatch.rebuild import WorkerRebuild
-from orderwatch.topics import bootstrap_of, ensure_topics_retrying
+from orderwatch.topics import bootstrap_of, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
     code = 0
     try:
         with shutdown.bounded():
-            loop.run_until_complete(ensure_topics_retrying(bootstrap_of(settings.broker), settings))
+            loop.run_until_complete(reach.until_reached(lambda: _create_topics(settings)))
             if worker.rebuild is not None:
                 loop.run_until_complete(worker.rebuild.at_start())
             if on_started is not None:
@@ -184,6 +184,14 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
         worker.store.close()
     # A failed batch stopped the worker: say so with the exit code (a supervisor restarts it).
     return 1 if consume.failure() is not None and code == 0 else code
+
+
+async def _create_topics(settings: Settings) -> None:
+    """One attempt at the worker's topics for reach.until_reached: a broker that does not answer within
+    reach.CONNECT_TIMEOUT is one line and another attempt, until Ctrl-C (KeyboardInterrupt) ends it."""
+    bootstrap = bootstrap_of(settings.broker)
+    with reach.quiet_client():
+        await reach.within(ensure_topics(bootstrap, settings), bootstrap, reach.CONNECT_TIMEOUT)
 
 
 def request_stop() -> None:

@@ -4,7 +4,8 @@ aiokafka logs every failed connection and then raises "Unable to bootstrap
 from [...]"; a paused broker (it accepts connections and never answers) makes
 it wait for ever. Commands wrap their broker steps in `within`, which bounds
 each step and turns a failure into BrokerUnreachable: what was tried, why it
-failed, what to check.
+failed, what to check. `produce` gives up with that line; long-running commands
+(worker, connectors run) try again with `until_reached`, one line per attempt.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Iterator
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -26,6 +28,8 @@ from aiokafka.errors import (
 T = TypeVar("T")
 
 CHECK = "is it running? check --broker / ORDERWATCH_BROKER"
+CONNECT_TIMEOUT = 10.0  # seconds one attempt of a long-running command to reach the broker may take
+MAX_RETRY_DELAY = 30.0  # seconds between attempts, at most
 
 # What a broker that is down, paused or unreachable makes aiokafka raise.
 UNREACHABLE = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError,
@@ -60,8 +64,9 @@ async def cause(bootstrap: str, timeout: float = 3.0) -> str:
     return "it accepts connections but answers no Kafka request: paused, overloaded or not a Kafka broker"
 
 
-async def within(step: Awaitable[T], bootstrap: str, timeout: float) -> T:
-    """Await one broker step for at most `timeout` seconds; BrokerUnreachable if it fails to get an answer."""
+async def within(step: Awaitable[T], bootstrap: str, timeout: float | None) -> T:
+    """Await one broker step for at most `timeout` seconds (None: no bound); BrokerUnreachable if it
+    fails to get an answer."""
     try:
         return await asyncio.wait_for(step, timeout)
     except UNREACHABLE as exc:
@@ -78,3 +83,33 @@ def quiet_client() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+async def until_reached(attempt: Callable[[], Awaitable[T]], stop: asyncio.Event | None = None) -> T | None:
+    """`await attempt()` until it does not raise BrokerUnreachable, saying so in one line per failed
+    attempt and waiting 1, 2, 4 … up to MAX_RETRY_DELAY seconds in between.
+
+    None once `stop` is set (an attempt in progress is cancelled); without `stop` it tries until it
+    succeeds or is cancelled (a worker's Ctrl-C)."""
+    stopped = asyncio.ensure_future((stop or asyncio.Event()).wait())
+    task: asyncio.Future[T] | None = None
+    delay = 1.0
+    try:
+        while not stopped.done():
+            task = asyncio.ensure_future(attempt())
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                break
+            try:
+                return task.result()
+            except BrokerUnreachable as exc:
+                print(f"orderwatch: {exc}; retrying in {delay:g}s", file=sys.stderr, flush=True)
+            await asyncio.wait({stopped}, timeout=delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
+        return None
+    finally:
+        stopped.cancel()
+        if task is not None:
+            task.cancel()  # we were cancelled while it ran: it must not go on alone

@@ -9,14 +9,11 @@ every producer of orderwatch's (connectors and the engine's repartition).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import struct
-import sys
 from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from orderwatch.config import Settings
 
@@ -67,40 +64,12 @@ def bootstrap_of(broker_url: str) -> str:
     return ",".join(h.strip() for h in hosts.replace(";", ",").split(",") if h.strip())
 
 
-class BrokerUnreachable(Exception):
-    """The broker could not be reached; the message is one line, with the reason."""
-
-
-class _FirstError(logging.Filter):
-    """Keeps aiokafka's connection errors out of the terminal; the first becomes the reason."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reason: str | None = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
-            if self.reason is None:  # 'Unable connect to "h:p": <the OS error>': keep the OS error
-                args = record.args if isinstance(record.args, tuple) else ()
-                self.reason = str(args[-1]) if args else record.getMessage()
-            return False
-        return True
-
-
 async def ensure_topics(bootstrap: str, settings: Settings) -> None:
-    """Create the topics that are missing; BrokerUnreachable if no broker answers at `bootstrap`."""
-    quiet = _FirstError()
-    aiokafka_log = logging.getLogger("aiokafka")
-    aiokafka_log.addFilter(quiet)
+    """Create the topics that are missing. A broker that does not answer raises aiokafka's error
+    (or waits): commands wrap this in orderwatch.reach.within for a bound and a one-line reason."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        try:
-            await admin.start()
-        except KafkaConnectionError as exc:
-            raise BrokerUnreachable(
-                f"cannot reach the broker at {bootstrap}: {quiet.reason or exc}") from None
-        finally:
-            aiokafka_log.removeFilter(quiet)
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [settings.changes_topic, settings.derived_topic, settings.alerts_topic, settings.deadletter_topic]
         missing = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
@@ -111,18 +80,3 @@ async def ensure_topics(bootstrap: str, settings: Settings) -> None:
                 pass  # another worker created it first
     finally:
         await admin.close()
-
-
-async def ensure_topics_retrying(bootstrap: str, settings: Settings, max_delay: float = 30.0) -> None:
-    """`ensure_topics`, retried with backoff while the broker is unreachable, one line per try:
-    for long-running commands (a worker waits for its broker). Cancel (Ctrl-C) to give up."""
-    delay = 1.0
-    while True:
-        try:
-            await ensure_topics(bootstrap, settings)
-            return
-        except BrokerUnreachable as exc:
-            print(f"orderwatch: {exc}; check that the broker runs and that --broker (or the 'broker' "
-                  f"setting) names it; retrying in {delay:g} s", file=sys.stderr, flush=True)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)
