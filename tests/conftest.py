@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker() as b:
         yield b
+
+
+@contextmanager
+def paused_broker() -> Iterator[EmbeddedBroker]:
+    """An embedded broker of its own, paused (SIGSTOP): it accepts connections and answers nothing."""
+    with EmbeddedBroker() as paused:
+        assert paused.process is not None
+        os.kill(paused.process.pid, signal.SIGSTOP)
+        try:
+            yield paused
+        finally:
+            os.kill(paused.process.pid, signal.SIGCONT)
 
 
 def get_json(url: str, timeout: float = 2.0, token: str | None = API_TOKEN) -> Any:

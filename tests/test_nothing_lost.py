@@ -8,7 +8,6 @@ most one message repeated per crash.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 import threading
@@ -20,12 +19,10 @@ import pytest
 
 from alerts.store import AlertStore
 from bench.faults import run_trial
-from connectors.publisher import Publisher
-from orderwatch.config import Settings
 from orderwatch.record import ChangeRecord
-from orderwatch.topics import ensure_topics
 from tests.alerts_helpers import database
 from tests.conftest import WorkerProc, wait_for
+from tests.test_pipeline import publish
 
 pytestmark = pytest.mark.integration
 
@@ -105,20 +102,6 @@ def _overdue(keys: list[str]) -> list[ChangeRecord]:
     }) for key in keys]
 
 
-def _publish(bootstrap: str, app_id: str, records: list[ChangeRecord]) -> None:
-    async def go() -> None:
-        settings = Settings(app_id=app_id, topic_prefix=app_id)
-        await ensure_topics(bootstrap, settings)
-        publisher = Publisher(bootstrap, settings.changes_topic, settings.deadletter_topic)
-        await publisher.start()
-        try:
-            await publisher.publish(records)
-        finally:
-            await publisher.stop()
-
-    asyncio.run(go())
-
-
 def test_alerts_wait_for_an_alert_store_that_is_down(broker: Any, app_id: str, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The store's database is cut off while POs go overdue: the worker says it is waiting,
@@ -135,7 +118,7 @@ def test_alerts_wait_for_an_alert_store_that_is_down(broker: Any, app_id: str, t
             worker.wait_ready()
             proxy.down()
             keys = [f"PO-DOWN-{i}" for i in range(5)]
-            _publish(broker.bootstrap, app_id, _overdue(keys))
+            publish(broker.bootstrap, app_id, _overdue(keys))
             wait_for(lambda: "the alert store cannot be written" in worker.log(), 60,
                      f"the worker to say the store cannot be written; log:\n{worker.log()}")
             proxy.up()

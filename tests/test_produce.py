@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orderwatch.broker import EmbeddedBroker, free_port
 from orderwatch.record import decode_message
 from orderwatch.sizes import MAX_MESSAGE_BYTES
+from tests.conftest import paused_broker
 from tests.test_connectors_kit import make_topics, new_settings
 
 pytestmark = pytest.mark.integration
@@ -101,14 +100,9 @@ def test_a_closed_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
 def test_a_paused_broker_is_given_up_on_after_the_timeout(tmp_path: Path) -> None:
     path = tmp_path / "changes.jsonl"
     path.write_bytes(record("PO-1", 1) + b"\n")
-    with EmbeddedBroker() as paused:
-        assert paused.process is not None
-        os.kill(paused.process.pid, signal.SIGSTOP)
-        try:
-            done = subprocess.run([*PRODUCE, str(path), "--broker", paused.url, "--timeout", "2"],
-                                  capture_output=True, text=True, timeout=60, check=False)
-        finally:
-            os.kill(paused.process.pid, signal.SIGCONT)
+    with paused_broker() as paused:
+        done = subprocess.run([*PRODUCE, str(path), "--broker", paused.url, "--timeout", "2"],
+                              capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"orderwatch: cannot reach the broker at {paused.bootstrap} (it accepts connections "

@@ -9,7 +9,6 @@ running DEADLINE_SECONDS (plus start-up slack for the signal handler) after its 
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 
 from orderwatch.broker import EmbeddedBroker, free_port
 from orderwatch.shutdown import DEADLINE_SECONDS, FORCED_EXIT, HANG_ENV
-from tests.conftest import get_json, tansu_pids, wait_for
+from tests.conftest import get_json, paused_broker, tansu_pids, wait_for
 from tests.test_pipeline import po, publish
 
 pytestmark = pytest.mark.integration
@@ -194,17 +193,12 @@ def test_a_worker_waits_for_an_unreachable_broker_with_one_clear_line(spawn: Any
 
 def test_a_worker_gives_up_each_try_on_a_paused_broker_and_tries_again(spawn: Any, tmp_path: Path) -> None:
     # A paused broker accepts connections and never answers: each try is bounded, and says so.
-    with EmbeddedBroker() as paused:
-        assert paused.process is not None
-        os.kill(paused.process.pid, signal.SIGSTOP)
-        try:
-            proc = spawn("worker", "--broker", paused.url, "--datadir", str(tmp_path / "data"),
-                         "--web-port", str(free_port()))
-            wait_for(lambda: "retrying in 2s" in log_of(proc) or proc.poll() is not None, 90, "two tries")
-            assert proc.poll() is None, f"it keeps retrying:\n{log_of(proc)}"
-            ends_in_time(proc, signal.SIGTERM)
-        finally:
-            os.kill(paused.process.pid, signal.SIGCONT)
+    with paused_broker() as paused:
+        proc = spawn("worker", "--broker", paused.url, "--datadir", str(tmp_path / "data"),
+                     "--web-port", str(free_port()))
+        wait_for(lambda: "retrying in 2s" in log_of(proc) or proc.poll() is not None, 90, "two tries")
+        assert proc.poll() is None, f"it keeps retrying:\n{log_of(proc)}"
+        ends_in_time(proc, signal.SIGTERM)
     lines = log_of(proc).splitlines()
     assert len(lines) >= 2 and all(
         x.startswith(f"orderwatch: cannot reach the broker at {paused.bootstrap} (it accepts connections but "
