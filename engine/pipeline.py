@@ -196,11 +196,7 @@ class Engine:
             events_by_p.setdefault(partition, []).extend(events)
             evaluated += len(fresh) - len(failed)
             for ek, error in failed.items():
-                was_touched, prior = before[ek]
-                if was_touched and prior is not None:
-                    touched[ek] = prior
-                else:
-                    touched.pop(ek, None)
+                _put_back(touched, ek, before[ek])
                 dead_letters.extend((_broken(record, "rules could not be evaluated on its state", error, topic),
                                      partition, offset) for record in merged[ek])
             for ek, p, doc in staged:
@@ -296,11 +292,7 @@ class Engine:
             events_by_p.setdefault(partition, []).extend(events)
             metrics.RULE_EVALUATIONS.labels("change").inc(len(fresh) - len(failed))
             for ek, error in failed.items():
-                was_touched, prior = before[ek]
-                if was_touched and prior is not None:
-                    touched[ek] = prior
-                else:
-                    touched.pop(ek, None)
+                _put_back(touched, ek, before[ek])
                 reason = f"rules could not be evaluated on its derived state: {type(error).__name__}: {error}"
                 dead_letters.extend((DeadLetter(reason, None, doc, topic, where={"index": index}), partition, offset)
                                     for index, doc in folded_from[ek])
@@ -523,3 +515,13 @@ def _restore(state: EntityState, mark: tuple[dict[str, float], dict[str, float] 
 def _held(table: Any) -> int:
     """A table's entries minus its changelog marker, without walking them."""
     return len(table.data) - (MARKER_KEY in table.data)
+
+
+def _put_back(touched: dict[str, EntityState], ek: str, before: tuple[bool, EntityState | None]) -> None:
+    """Undo a batch's change to one state the rules failed on: the state it had before the
+    message, or none (the table's stays as it is)."""
+    was_touched, prior = before
+    if was_touched and prior is not None:
+        touched[ek] = prior
+    else:
+        touched.pop(ek, None)
