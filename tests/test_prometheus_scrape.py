@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from orderwatch.broker import free_port
-from tests.conftest import WorkerProc, wait_for
+from tests.conftest import API_TOKEN, WorkerProc, wait_for
 from tests.test_alerts_e2e import po, publish
 
 pytestmark = pytest.mark.integration
@@ -60,6 +60,7 @@ owners:
 receivers: [{{name: audit, type: jsonl, path: {tmp_path / 'sent.jsonl'}}}]
 route: {{receivers: [audit], to: [owner], group_wait: 0s}}
 delivery: {{interval: 0.5s}}
+api: {{tokens: [{{name: tests, token: {API_TOKEN}, scopes: [read]}}]}}
 """, encoding="utf-8")
     monkeypatch.setenv("ORDERWATCH_ALERTS", str(alerts))
     monkeypatch.setenv("ORDERWATCH_CONSOLE", "false")
