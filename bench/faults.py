@@ -13,7 +13,8 @@ until nothing more happens. Then per trial:
   notified    of those, how many reached the receiver at least once
   lost        POs never stored, plus stored alerts never notified
   repeated    messages the receiver got more than once (the same notification id),
-              plus alerts told in more than one message
+              plus alerts told in more than one message (a trial waits until the outbox
+              has nothing pending, so a message repeated after its claim lapsed counts)
   crashes     SIGKILLs in the trial
 
 This is a measurement, not a test: it prints and exits 0 unless --strict is given, in
@@ -44,6 +45,8 @@ from typing import Any, Self
 
 if __package__ in (None, ""):
     import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
+
+from sqlalchemy import text
 
 from alerts.store import AlertStore
 from connectors.publisher import Publisher
@@ -201,7 +204,7 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return False
 
 
-def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, settle: float = 90.0,
+def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, settle: float = 150.0,
               concurrency: int = 1, kills: int = 2) -> Trial:
     """One trial: `kills` SIGKILLs of a random worker, each restarted at once (a second kill may
     land while a restarted worker recovers). Returns the counts; every process it starts is
@@ -246,7 +249,12 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
                 def settled() -> bool:
                     firing = {a.key for a in store.list(state="firing", rule=RULE)}
                     told = {a["labels"]["key"] for body in receiver.snapshot() for a in body["alerts"]}
-                    return expected <= firing and expected <= told
+                    with store.engine.connect() as conn:
+                        # A message claimed by a killed worker goes out again once its claim
+                        # lapses (a minute or more): wait for it, so that a repeat is counted.
+                        waiting = conn.execute(text("SELECT count(*) FROM ow_outbox WHERE status = 'pending'"))
+                        pending = waiting.scalar_one()
+                    return expected <= firing and expected <= told and pending == 0
 
                 _wait(settled, settle)
                 time.sleep(3)  # anything still in flight arrives now and counts as repeated
