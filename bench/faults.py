@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ from connectors.publisher import Publisher
 from orderwatch.broker import EmbeddedBroker, _die_with_parent, free_port
 from orderwatch.config import Settings
 from orderwatch.record import ChangeRecord
-from orderwatch.topics import ensure_topics
+from orderwatch.topics import ensure_topics, partition_for
 
 RULE = "po-delivery-overdue"
 TOKEN = "faults-read-token-0123456789"
@@ -220,7 +221,8 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
     with EmbeddedBroker() as broker, Receiver() as receiver:
         alerts = datadir / "alerts.yaml"
         alerts.write_text(ALERTS_YAML.format(url=receiver.url, concurrency=concurrency, token=TOKEN), encoding="utf-8")
-        env = {**os.environ, "ORDERWATCH_ALERTS": str(alerts), "ORDERWATCH_CONSOLE": "false"}
+        env = {**os.environ, "ORDERWATCH_ALERTS": str(alerts), "ORDERWATCH_CONSOLE": "false",
+               "ORDERWATCH_LOG_LEVEL": os.environ.get("ORDERWATCH_LOG_LEVEL", "warn")}
         settings = Settings(app_id=app_id, topic_prefix=app_id)
         asyncio.run(ensure_topics(broker.bootstrap, settings))
         procs = [Worker(broker.url, app_id, datadir / f"w{i}", store_url, env) for i in range(workers)]
@@ -265,6 +267,8 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
         finally:
             for w in procs:
                 w.stop()
+        if not (expected <= firing):
+            _keep(datadir, expected - firing)
     told = Counter(a["labels"]["key"] for body in bodies for a in body["alerts"] if a["status"] == "firing")
     ids = Counter(body["orderwatch"]["notificationId"] for body in bodies)
     trial.stored = len(firing & expected)
@@ -274,6 +278,15 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
     trial.repeated = sum(n - 1 for n in ids.values()) + sum(n - 1 for n in told.values())
     trial.seconds = time.monotonic() - started
     return trial
+
+
+def _keep(datadir: Path, missing: set[str]) -> None:
+    """Copy a trial that lost alerts (logs, store) out of the temporary folder, and say where."""
+    kept = Path(tempfile.gettempdir()) / "orderwatch-faults-kept" / datadir.name
+    shutil.copytree(datadir, kept, dirs_exist_ok=True)
+    parts = Counter(partition_for(f"purchase_order:{key}", Settings().partitions) for key in missing)
+    print(f"  (trial kept for inspection: {kept}; missing per partition: {dict(sorted(parts.items()))})",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
