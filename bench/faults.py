@@ -47,6 +47,7 @@ from typing import Any, Self
 if __package__ in (None, ""):
     import _benchpath  # noqa: F401  (must come first: see bench/_benchpath.py)
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from alerts.store import AlertStore
@@ -142,15 +143,19 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def ready(self) -> bool:
+    def status(self) -> dict[str, Any] | None:
         port = self.args[self.args.index("--web-port") + 1]
         try:
             request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
                                              headers={"Authorization": f"Bearer {TOKEN}"})
             with urllib.request.urlopen(request, timeout=2) as resp:
-                return bool(json.loads(resp.read()).get("partitions") is not None)
+                return dict(json.loads(resp.read()))
         except OSError:
-            return False
+            return None
+
+    def ready(self) -> bool:
+        status = self.status()
+        return status is not None and status.get("partitions") is not None
 
 
 @dataclass
@@ -262,6 +267,8 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
                 time.sleep(3)  # anything still in flight arrives now and counts as repeated
                 firing = {a.key for a in store.list(state="firing", rule=RULE)}
                 bodies = receiver.snapshot()
+                if not (expected <= firing):
+                    print(f"  {_where(broker.bootstrap, app_id, settings, procs)}", flush=True)
             finally:
                 store.close()
         finally:
@@ -278,6 +285,31 @@ def run_trial(workers: int, orders: int, rng: random.Random, workdir: Path, sett
     trial.repeated = sum(n - 1 for n in ids.values()) + sum(n - 1 for n in told.values())
     trial.seconds = time.monotonic() - started
     return trial
+
+
+def _where(bootstrap: str, app_id: str, settings: Settings, procs: list[Worker]) -> str:
+    """Who owns which partition, and the group's committed offsets against the topic's end."""
+    owners = {}
+    for i, w in enumerate(procs):
+        status = w.status()
+        owners[f"w{i}"] = status.get("partitions") if status else None
+
+    async def offsets() -> tuple[dict[int, int | None], dict[int, int]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=app_id, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(settings.changes_topic, p) for p in range(settings.partitions)]
+            committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+            ends = {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+            return committed, ends
+        finally:
+            await consumer.stop()
+
+    try:
+        committed, ends = asyncio.run(offsets())
+    except Exception as exc:  # noqa: BLE001 - a diagnostic line, whatever the broker says
+        return f"owners {owners}; offsets not read: {exc!r}"
+    return f"owners {owners}; changes committed {committed}; end {ends}"
 
 
 def _keep(datadir: Path, missing: set[str]) -> None:
