@@ -12,7 +12,6 @@ change nothing and the notification log says who was already told.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ from orderwatch import metrics
 from orderwatch.alert import AlertEvent
 from orderwatch.config import Settings
 from orderwatch.consume import consume
-from orderwatch.record import DeadLetter
+from orderwatch.record import DeadLetter, message_text, read_json
 
 if TYPE_CHECKING:
     from engine.changelog import Output
@@ -80,7 +79,7 @@ class AlertSink:
         events: list[AlertEvent] = []
         for event in batch:
             try:
-                events.extend(AlertEvent.from_dict(d) for d in json.loads(event.message.value))
+                events.extend(AlertEvent.from_dict(d) for d in read_json(event.message.value)[0])
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 await self._dead_letter(event.message, exc)
         changed = await self._apply(events)
@@ -105,13 +104,13 @@ class AlertSink:
                 metrics.STORE_RETRIES.inc()
                 print(f"orderwatch: the alert store cannot be written ({type(exc).__name__}: "
                       f"{str(exc).splitlines()[0]}); {len(events)} alert transitions wait, retrying in "
-                      f"{delay:.0f} s", flush=True)
+                      f"{delay:g} s", flush=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
     async def _dead_letter(self, message: Any, exc: Exception) -> None:
-        text = message.value.decode("utf-8", "replace")[:4096] if isinstance(message.value, bytes) else ""
-        letter = DeadLetter(f"not an alert transition batch: {type(exc).__name__}: {exc}", None, text,
+        letter = DeadLetter(f"not an alert transition batch: {type(exc).__name__}: {exc}", None,
+                            message_text(message.value or b""),
                             self.settings.alerts_topic,
                             where={"topic": self.settings.alerts_topic, "partition": message.partition,
                                    "offset": message.offset})
