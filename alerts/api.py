@@ -212,7 +212,7 @@ class AlertsApi:
         raw = body.get("matchers")
         if not isinstance(raw, list) or not raw:
             raise ValueError("matchers is a non-empty list of {name, value, isRegex, isEqual}")
-        parsed = [m.from_dict(x) if isinstance(x, dict) else m.parse(x) for x in raw]
+        parsed = [y for x in raw for y in ([m.from_dict(x)] if isinstance(x, dict) else m.parse_list(x))]
         starts = _time(body.get("startsAt"), now, "startsAt")
         if body.get("endsAt") is not None:
             ends = _time(body["endsAt"], now, "endsAt")

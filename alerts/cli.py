@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts import routetest
 from alerts.states import STATES
 
 
@@ -39,8 +40,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="only open alerts (firing, acknowledged, silenced)")
     for name in ("rule", "owner", "severity", "entity", "key"):
         p.add_argument(f"--{name}", help=f"only alerts with this {name}")
-    p.add_argument("--filter", action="append", default=[], metavar="MATCHER",
-                   help='label matcher like supplier="Acme" or family=~"delay|stock" (repeatable)')
+    p.add_argument("--filter", action="append", default=[], metavar="MATCHERS",
+                   help='label matchers like supplier="Acme" or \'{family=~"delay|stock",severity="critical"}\' '
+                        "(repeatable)")
     p.set_defaults(func=cmd_list)
 
     p = verbs.add_parser("show", help="one alert with its full history (transitions, notifications, who)")
@@ -62,11 +64,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("file", help="the alerts YAML file (owners, receivers, route, …)")
     p.set_defaults(func=cmd_check)
 
+    routetest.register(verbs)
+
     silence = verbs.add_parser("silence", help="mute alerts by label matchers for a while")
     sverbs = silence.add_subparsers(dest="silence_cmd", required=True)
     p = sverbs.add_parser("add", help="create a silence")
     _common(p)
-    p.add_argument("matchers", nargs="+", metavar="MATCHER", help='e.g. supplier="Acme Bearings" rule=po-delivery-overdue')
+    p.add_argument("matchers", nargs="+", metavar="MATCHERS",
+                   help='e.g. supplier="Acme Bearings" rule=po-delivery-overdue, or \'{rule="x",severity="warning"}\'')
     p.add_argument("--duration", "-d", help="how long, e.g. 2h, 3d (default 2h unless --end)")
     p.add_argument("--start", help="ISO 8601 time with offset (default: now)")
     p.add_argument("--end", help="ISO 8601 time with offset")
@@ -125,7 +130,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from alerts.states import OPEN_STATES
 
     try:
-        filters = [m.parse(f) for f in args.filter]
+        filters = [x for f in args.filter for x in m.parse_list(f)]
     except ValueError as exc:
         print(f"alerts list: {exc}", file=sys.stderr)
         return 2
@@ -224,7 +229,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
     now = _now()
     try:
-        parsed = [m.parse(x) for x in args.matchers]
+        parsed = [x for text in args.matchers for x in m.parse_list(text)]
         starts = _time(args.start, now)
         ends = _time(args.end, now) if args.end else starts + timedelta(seconds=parse_duration(args.duration or "2h"))
         silence = Silences(_store(args)).add(parsed, starts, ends, args.by or getpass.getuser(), args.comment, now)

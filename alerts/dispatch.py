@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,7 +31,7 @@ from alerts.config import AlertsConfig
 from alerts.inhibit import Labelled, inhibited
 from alerts.labels import row_labels
 from alerts.message import AlertItem, Notification
-from alerts.owners import Recipient
+from alerts.owners import Directory, Recipient
 from alerts.recipients import AlertContext
 from alerts.route import Route
 from alerts.schema import OPEN_STATES, AlertRow, HistoryRow, NflogRow, OutboxRow
@@ -73,6 +74,20 @@ def _iso(dt: datetime | None) -> str | None:
     return utc(dt).isoformat() if dt else None  # type: ignore[union-attr]
 
 
+def routing_context(directory: Directory, owner: str | None, labels: Mapping[str, str]) -> AlertContext:
+    """The alert as routes see it: its labels plus `owner_known` and `owner_team` from the directory."""
+    ctx = AlertContext(directory, owner, labels)
+    ctx.labels = {**labels, "owner_known": "true" if ctx.person else "false",
+                  "owner_team": ctx.team.id if ctx.team else ""}
+    return ctx
+
+
+def grouping(route: Route, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The group key of an alert on a route (route id and the values of its group_by labels)."""
+    group_labels = route.group_labels(labels)
+    return f"{route.id}|{json.dumps(group_labels, sort_keys=True, ensure_ascii=False)}", group_labels
+
+
 class Dispatcher:
     def __init__(self, config: AlertsConfig, store: AlertStore, clock: Clock = time.time) -> None:
         assert config.route is not None, "the dispatcher needs a routing tree"
@@ -112,19 +127,16 @@ class Dispatcher:
                 continue  # acknowledged, silenced and inhibited alerts are not notified
             starts = utc(row.starts_at) or now
             firing_for = (now - starts).total_seconds()
-            ctx = AlertContext(self.config.directory, row.owner, row_labels(row))
             own = escalation.rule_levels(row.escalate)
             severity = escalation.severity(row.severity, own, escalation.reached(own, firing_for))
-            labels = {**ctx.labels, "severity": severity, "owner_known": "true" if ctx.person else "false",
-                      "owner_team": ctx.team.id if ctx.team else ""}
-            ctx.labels = labels
+            ctx = routing_context(self.config.directory, row.owner, {**row_labels(row), "severity": severity})
+            labels = ctx.labels
             top_level, escalated_to = 0, set()
             for route in self.route.match(labels):
                 steps = escalation.levels(route, row.escalate) if route.to else []
                 level = escalation.reached(steps, firing_for)
                 top_level = max(top_level, level)
-                group_labels = route.group_labels(labels)
-                group_key = f"{route.id}|{json.dumps(group_labels, sort_keys=True, ensure_ascii=False)}"
+                group_key, group_labels = grouping(route, labels)
                 for recipient, lvl in self._recipients(ctx, route, steps, level):
                     due = starts.timestamp() + (steps[lvl - 1].after if lvl else 0.0)
                     if recipient is not None and lvl > (row.escalation_level or 0):

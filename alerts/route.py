@@ -31,8 +31,8 @@ from alerts.yamlcheck import (
 )
 from orderwatch.yamlsrc import Map, Pos
 
-_KEYS = {"matchers", "receiver", "receivers", "to", "fallback", "group_by", "group_wait", "group_interval",
-         "repeat_interval", "escalate", "continue", "routes"}
+_KEYS = {"matchers", "match", "match_re", "receiver", "receivers", "to", "fallback", "group_by", "group_wait",
+         "group_interval", "repeat_interval", "escalate", "continue", "routes"}
 _SPEC = re.compile(r"^(owner|manager|team|(person|team):(\S+))$")
 _LABEL = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -123,6 +123,20 @@ def _steps(node: Map, problems: Problems, people: set[str], teams: set[str]) -> 
     return tuple(steps)
 
 
+def _group_by(doc: Map, problems: Problems) -> tuple[str, ...]:
+    """`group_by` as Alertmanager's loader checks it: label names, each once, or `...` alone."""
+    names = get_str_list(doc, "group_by", problems)
+    for i, name in enumerate(names):
+        where = pos_at(doc.get("group_by"), i, doc.at("group_by"))
+        if name != "..." and not m.valid_label_name(name):
+            problems.add(where, f"invalid label name {name!r} in group_by list")
+        elif name in names[:i]:
+            problems.add(where, f"duplicated label {name!r} in group_by")
+    if "..." in names and len(names) > 1:
+        problems.add(doc.at("group_by"), "cannot have wildcard group_by (`...`) and other labels at the same time")
+    return tuple(names)
+
+
 def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], people: set[str],
                 teams: set[str], parent: Route | None = None, rid: str = "root") -> Route:
     """Read one route and its children; `parent` supplies inherited settings."""
@@ -131,14 +145,11 @@ def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], pe
     if doc is None:
         return base
     check_keys(doc, _KEYS, problems, f"route {rid}")
-    matchers: list[m.Matcher] = []
-    for i, text in enumerate(get_str_list(doc, "matchers", problems)):
-        try:
-            matchers.append(m.parse(text))
-        except ValueError as exc:
-            problems.add(pos_at(doc.get("matchers"), i, doc.at("matchers")), str(exc))
+    matchers = m.parse_map(doc, "match", "=", problems) + m.parse_map(doc, "match_re", "=~", problems) \
+        + m.parse_items(doc, "matchers", problems)
     if parent is None and matchers:
-        problems.add(doc.at("matchers"), "the root route takes every alert: it has no matchers")
+        where = next(doc.at(k) for k in ("matchers", "match", "match_re") if k in doc)
+        problems.add(where, "the root route takes every alert: it has no matchers")
     names = tuple(get_str_list(doc, "receivers", problems)) + tuple(get_str_list(doc, "receiver", problems))
     for name in names:
         if name not in receivers:
@@ -149,7 +160,7 @@ def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], pe
         receivers=names or base.receivers,
         to=_specs(doc, "to", problems, people, teams) if "to" in doc else base.to,
         fallback=_specs(doc, "fallback", problems, people, teams) if "fallback" in doc else base.fallback,
-        group_by=tuple(get_str_list(doc, "group_by", problems)) if "group_by" in doc else base.group_by,
+        group_by=_group_by(doc, problems) if "group_by" in doc else base.group_by,
         group_wait=get_duration(doc, "group_wait", problems, base.group_wait) or 0.0,
         group_interval=get_duration(doc, "group_interval", problems, base.group_interval) or 0.0,
         repeat_interval=get_duration(doc, "repeat_interval", problems, base.repeat_interval) or 0.0,
