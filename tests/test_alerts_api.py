@@ -164,6 +164,13 @@ def test_list_and_filter_alerts_in_alertmanager_style(api: Any) -> None:
     assert po1["status"] == {"state": "suppressed", "silencedBy": [], "inhibitedBy": [event("SUP-ACME", rule="supplier-shutdown").fingerprint],
                              "acknowledgedBy": None}
     assert server.call("GET", "/api/alerts?state=sleeping")[0] == 400
+    # One matcher per `filter`, as Alertmanager's API: braces allowed, a list refused with the reason.
+    status, alerts = server.call("GET", "/api/alerts?state=firing&filter=%7Bsupplier%3D~%22Acme.%2A%22%7D")
+    assert status == 200 and sorted(a["key"] for a in alerts) == ["PO-1", "SUP-ACME"]
+    status, body = server.call("GET", "/api/alerts?filter=supplier%3DAcme%2Crule%3Dx")
+    assert status == 400 and "expected 1 matcher, found 2" in body["error"]
+    status, body = server.call("GET", "/api/alerts?filter=supplier%3DAcme%7D")
+    assert status == 400 and "0:14: }: expected opening brace" in body["error"]
 
 
 def test_acknowledge_records_who_when_and_why(api: Any) -> None:
@@ -201,6 +208,13 @@ def test_silences_crud(api: Any) -> None:
                                                 "comment": "c"})
     assert bad[0] == 400 and "also match alerts without those labels" in bad[1]["error"]
     assert server.call("POST", "/api/silences", {"matchers": [], "comment": "c"})[0] == 400
+    status, listed = server.call("POST", "/api/silences", {"matchers": ['{supplier="Nordic Steel",key="PO-2"}'],
+                                                           "duration": "1h", "comment": "count"})
+    assert status == 200 and [(x["name"], x["value"]) for x in listed["silence"]["matchers"]] == [
+        ("supplier", "Nordic Steel"), ("key", "PO-2")]
+    status, body = server.call("POST", "/api/silences", {"matchers": [{"name": "\udcff", "value": "x"}],
+                                                         "duration": "1h", "comment": "c"})
+    assert status == 400 and "label name" in body["error"]
 
 
 def test_order_alerts_for_the_timeline(api: Any) -> None:

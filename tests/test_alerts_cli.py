@@ -89,6 +89,83 @@ def test_silence_add_list_expire(store: str) -> None:
     assert refused.returncode == 2 and "also match alerts without those labels" in refused.stderr
 
 
+def test_silence_add_takes_alertmanager_matcher_lists(store: str) -> None:
+    out = cli("silence", "add", 'rule=po-delivery-overdue,supplier="Nordic Steel"', "--store", store,
+              "-m", "stocktake", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert [(x["name"], x["value"]) for x in json.loads(out.stdout)["matchers"]] == [
+        ("rule", "po-delivery-overdue"), ("supplier", "Nordic Steel")]
+    assert {a.key: a.state for a in AlertStore(store).list()}["PO-2"] == "silenced"
+    braced = cli("silence", "add", r'{key="PO-1", owner=~"li\\.wei"}', "--store", store, "-m", "x", "--format", "json")
+    assert braced.returncode == 0, braced.stderr
+    assert [(x["name"], x["value"], x["isRegex"]) for x in json.loads(braced.stdout)["matchers"]] == [
+        ("key", "PO-1", False), ("owner", r"li\.wei", True)]
+    for bad, where in (("rule=x,,severity=warning", "7:8: unexpected ,: expected a matcher or close brace after comma"),
+                       ("rule=x}", "0:7: }: expected opening brace"),
+                       ('{rule="x"', "0:9: end of input: expected close brace"),
+                       ('rule="x\\q"', '5:10: "x\\q": invalid input'),
+                       ('rule=~"(?=x)"', "invalid perl operator")):
+        refused = cli("silence", "add", bad, "--store", store, "-m", "x")
+        assert refused.returncode == 2 and where in refused.stderr, (bad, refused.stderr)
+    not_utf8 = subprocess.run([*alerts_cli(), "alerts", "silence", "add", b"rule=\xff", "--store", store, "-m", "x"],
+                              capture_output=True, timeout=60, check=False)
+    assert not_utf8.returncode == 2 and b"5:6: \\xff: invalid UTF-8" in not_utf8.stderr
+    filtered = cli("list", "--store", store, "--filter", '{supplier="Nordic Steel",key=~"PO-.*"}')
+    assert "PO-2" in filtered.stdout and filtered.stdout.endswith("1 alert(s)\n")
+
+
+def test_routes_test_prints_receivers_and_group_and_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("""
+owners:
+  people:
+    li.wei: {name: 李伟, email: li.wei@example.com, team: purchasing, receivers: [mail]}
+  teams:
+    purchasing: {name: 采购部}
+receivers:
+  - {name: mail, type: console}
+  - {name: ops-chat, type: console}
+route:
+  to: [owner]
+  group_by: [supplier]
+  routes:
+    - matchers: ['{severity="critical",family=~"delay|stock"}']
+      receivers: [ops-chat]
+      continue: true
+    - matchers: ['owner_team="purchasing"']
+      group_by: [owner, rule]
+""", encoding="utf-8")
+    out = cli("routes", "test", "--alerts", str(path), "severity=critical", "family=delay", "owner=li.wei",
+              "supplier=Acme", "rule=po-delivery-overdue", "--tree")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "ops-chat,mail"
+    assert lines[1] == '  route root.0: receivers ops-chat  recipients person:li.wei  group root.0|{"supplier": "Acme"}'
+    assert lines[2] == ('  route root.1: receivers mail  recipients person:li.wei  '
+                        'group root.1|{"owner": "li.wei", "rule": "po-delivery-overdue"}')
+    assert "* root.0 {" not in out.stdout and "*   root.0" in out.stdout and "*   root.1" in out.stdout
+    data = json.loads(cli("routes", "test", "--alerts", str(path), "owner=zhang.san", "--format", "json").stdout)
+    assert data["receivers"] == [] and data["labels"]["owner_known"] == "false"  # nobody to reach
+    wrong = cli("routes", "test", "--alerts", str(path), "owner=li.wei", "--verify-receivers", "ops-chat")
+    assert wrong.returncode == 1 and "did not match" in wrong.stderr
+    assert cli("routes", "test", "--alerts", str(path), "owner=li.wei", "--verify-receivers", "mail").returncode == 0
+    assert cli("routes", "test", "--alerts", str(path), 'owner=~"li.*"').returncode == 2
+
+
+def test_check_shows_where_a_matcher_is_wrong(tmp_path: Path) -> None:
+    bad = tmp_path / "alerts.yaml"
+    bad.write_text("receivers:\n  - {name: m, type: console}\nroute:\n  receivers: [m]\n  group_by: [a, a, '']\n"
+                   "  routes:\n    - matchers:\n        - 'severity=\"critical\"'\n        - 'rule=x}'\n"
+                   "      receivers: [m]\n", encoding="utf-8")
+    out = cli("check", str(bad))
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == [
+        f"{bad}:5:17: duplicated label 'a' in group_by",
+        f"{bad}:5:20: invalid label name '' in group_by list",
+        f"{bad}:9:11: matchers: bad matchers 'rule=x}}': 0:7: }}: expected opening brace",
+    ]
+
+
 def test_check_an_alerts_file(tmp_path: Path) -> None:
     good = Path(__file__).resolve().parents[1] / "deploy" / "orderwatch" / "alerts.yaml"
     out = cli("check", str(good))
