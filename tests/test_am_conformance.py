@@ -19,9 +19,10 @@ import yaml
 from alerts import matchers as m
 from alerts.config import AlertsConfig, load_alerts_config
 from alerts.inhibit import Labelled, inhibited
+from alerts.store import AlertStore
 from orderwatch.yamlsrc import SourceError
 from tests import am_cases as am
-from tests.alerts_helpers import alerts_cli
+from tests.alerts_helpers import Clock, Pipeline, alerts_cli, event
 
 
 def triples(found: list[m.Matcher]) -> list[tuple[str, str, str]]:
@@ -162,6 +163,26 @@ def test_two_alerts_matching_both_sides_do_not_inhibit_each_other(tmp_path: Path
     assert muted(rules, [a, c]) == [c]
 
 
+def test_the_dispatcher_notifies_both_of_two_alerts_that_match_both_sides(tmp_path: Path) -> None:
+    out = tmp_path / "sent.jsonl"
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({
+        "receivers": [{"name": "log", "type": "jsonl", "path": str(out)}],
+        "route": {"receiver": "log", "group_by": ["key"], "group_wait": "0s"},
+        "inhibit_rules": [{"source_matchers": ['severity=~"warning|critical"'],
+                           "target_matchers": ['severity=~"warning|critical"'], "equal": ["supplier"]},
+                          {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="info"'],
+                           "equal": ["supplier"]}]}), encoding="utf-8")
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    pipeline = Pipeline(load_alerts_config(path), store, Clock())
+    store.apply([event("PO-1", severity="critical"), event("PO-2", severity="warning"),
+                 event("PO-3", severity="info")])
+    pipeline.step(1)
+    told = sorted(a["key"] for line in out.read_text(encoding="utf-8").splitlines() for a in json.loads(line)["alerts"])
+    assert told == ["PO-1", "PO-2"]  # PO-3 (info) is muted by the critical PO-1
+    store.close()
+
+
 def test_equal_labels_missing_on_both_sides_are_equal(tmp_path: Path) -> None:
     rules = inhibit_rules(tmp_path, [{"source_matchers": ['s="1"'], "target_matchers": ['t="1"'],
                                       "equal": ["supplier"]}])
@@ -216,6 +237,31 @@ def test_routes_test_command_agrees_with_the_table(tmp_path: Path, test: str) ->
                              capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, (labels, out.stdout, out.stderr)
         assert out.stdout.splitlines()[0] == expected
+
+
+@pytest.mark.parametrize("test", sorted(am.ROUTE_TREES))
+def test_the_dispatcher_notifies_the_receivers_of_the_table(tmp_path: Path, test: str) -> None:
+    """The same table through a real dispatcher pass (store, grouping, outbox, a JSONL receiver)."""
+    route = yaml.safe_load(am.ROUTE_TREES[test])
+    names = sorted(receivers_of(route, set()))
+    out = tmp_path / "sent.jsonl"
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({"receivers": [{"name": n, "type": "jsonl", "path": str(out)} for n in names],
+                                    "route": route}, sort_keys=False), encoding="utf-8")
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    pipeline = Pipeline(load_alerts_config(path), store, Clock())
+    store.apply([event(f"PO-{i}", owner=labels.get("owner"), labels={k: v for k, v in labels.items() if k != "owner"})
+                 for i, (labels, _) in enumerate(am.ROUTE_TABLE)])
+    pipeline.step(0)
+    pipeline.step(121)  # the longest group_wait of the tree is 2m
+    got: dict[str, list[str]] = {}
+    for line in out.read_text(encoding="utf-8").splitlines():
+        n = json.loads(line)
+        for a in n["alerts"]:
+            got.setdefault(a["key"], []).append(n["receiver"])
+    for i, (labels, want) in enumerate(am.ROUTE_TABLE):
+        assert sorted(got.get(f"PO-{i}", [])) == sorted(str(o["receiver"]) for o in want), labels
+    store.close()
 
 
 def test_route_TestRouteWalk(tmp_path: Path) -> None:
