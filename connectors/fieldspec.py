@@ -121,9 +121,9 @@ class FieldReader:
         out: dict[str, Any] = {}
         for source, target in table.items():
             if source in ("True", "False"):
-                # YAML reads Y, yes, on… as true: the source value is lost. Quoted, it is kept.
+                # YAML reads yes, on, true… as true: the source value is lost. Quoted, it is kept.
                 self.fail(None, f"map key {source} was read by YAML as yes/no; write the source value "
-                          "in quotes ('Y', 'yes', 'true')", table.at(source))
+                          "in quotes ('yes', 'on', 'true')", table.at(source))
                 continue
             if source.strip() != source or not source:
                 self.fail(None, f"map key {source!r} has blanks around it; cells are compared trimmed",

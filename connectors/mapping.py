@@ -96,6 +96,7 @@ class FieldMapping:
     def apply(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Map one row; raise MappingError naming the first cell that does not convert."""
         out: dict[str, Any] = {}
+        first: MappingError | None = None
         for spec, conv in zip(self.specs, self._converters, strict=True):
             if spec.column is None:
                 out[spec.name] = spec.value
@@ -104,7 +105,15 @@ class FieldMapping:
                 value = row[spec.column]
             except KeyError:
                 raise MappingError(spec.name, spec.column, "", "the source has no such column") from None
-            out[spec.name] = conv(value)
+            if self.observed is None:
+                out[spec.name] = conv(value)
+                continue
+            try:  # a check sees every cell of a row, also after one that fails
+                out[spec.name] = conv(value)
+            except MappingError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
         return out
 
     def reader(self, columns: Sequence[str]) -> Callable[[Sequence[Sequence[Any]]], list[dict[str, Any] | MappingError]]:
