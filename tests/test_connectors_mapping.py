@@ -11,11 +11,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+import sqlalchemy as sa
 
 from connectors.config import build_connector, load_config
 from connectors.dates import DateStyle, parse_date
 from engine.schema import fields_markdown
 from orderwatch.yamlsrc import SourceError
+from tests.dbservers import server_url, unique_name
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orderwatch"]
@@ -125,6 +127,57 @@ def test_a_us_export_and_a_sheet_of_status_codes_map_and_fire_the_shipped_rules(
     assert not {k for r, k in fired if r == "po-delivery-overdue"} - {"PO-1"}
     # Open (code 1, and the default for code 7) and past due fires; paid (code 2) does not.
     assert {k for r, k in fired if r == "invoice-overdue"} == {"AR-1", "AR-3"}
+
+
+@pytest.mark.parametrize("server", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration),
+                                    pytest.param("mariadb", marks=pytest.mark.integration)])
+def test_an_erp_table_with_status_codes_and_us_text_dates_maps_without_a_case_in_sql(
+        server: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'erp.sqlite'}" if server == "sqlite" else server_url(server)
+    engine = sa.create_engine(url)
+    table = sa.Table(unique_name("ow_so"), sa.MetaData(),
+                     sa.Column("so_no", sa.String(20), primary_key=True),
+                     sa.Column("cust", sa.String(50)),
+                     sa.Column("promised", sa.String(20)),  # text, as a US ERP writes it
+                     sa.Column("state", sa.Numeric(3, 0)),  # a NUMERIC code: Decimal(2) from the driver
+                     sa.Column("changed", sa.Integer))
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [
+                {"so_no": "SO-1", "cust": "Contoso", "promised": "12/31/2024", "state": 2, "changed": 1},
+                {"so_no": "SO-2", "cust": "Fabrikam", "promised": "1/2/2025", "state": 4, "changed": 2},
+            ])
+        config = tmp_path / "connectors.yaml"
+        config.write_text(f"""\
+connectors:
+  - id: erp-sales
+    type: sql
+    url: {url}
+    table: {table.name}
+    entity: sales_order
+    key: so_no
+    cursor: changed
+    fields:
+      customer: cust
+      promised_date: {{column: promised, type: date, monthfirst: true}}
+      status: {{column: state, map: {{1: draft, 2: confirmed, 3: shipped, 4: closed}}}}
+      warehouse: {{value: WH1}}
+""", encoding="utf-8")
+        [cfg] = load_config(config)
+        connector = build_connector(cfg)
+        try:
+            result = connector.poll()
+        finally:
+            connector.close()
+        assert not result.dead, [d.reason for d in result.dead]
+        assert {r.key: r.fields for r in result.records} == {
+            "SO-1": {"customer": "Contoso", "promised_date": "2024-12-31", "status": "confirmed", "warehouse": "WH1"},
+            "SO-2": {"customer": "Fabrikam", "promised_date": "2025-01-02", "status": "closed", "warehouse": "WH1"},
+        }
+    finally:
+        table.drop(engine)
+        engine.dispose()
 
 
 AMBIGUOUS = """\
