@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from connectors.config import build_connector, load_config
 from connectors.dates import DateStyle, parse_date
+from engine.fields import NONE
 from engine.schema import fields_markdown
 from orderwatch.yamlsrc import SourceError
 from tests.dbservers import server_url, unique_name
@@ -425,3 +426,29 @@ def test_the_readme_lists_every_canonical_field_as_the_schema_has_them() -> None
     begin = readme.index("\n", begin) + 1
     end = readme.index("<!-- end of canonical fields -->")
     assert readme[begin:end] == fields_markdown(), "run `python -m engine.schema` and paste its table into the README"
+
+
+def test_the_worker_reads_the_declaration_from_its_fields_setting(tmp_path: Path) -> None:
+    from orderwatch.app import build_worker
+    from orderwatch.config import load_settings
+
+    (tmp_path / "fields.yaml").write_text(CUSTOM.split("connectors:")[0], encoding="utf-8")
+    (tmp_path / "revision.yaml").write_text(REVISION_RULE, encoding="utf-8")
+    settings_file = tmp_path / "settings.yaml"
+    # A broker that is not there: building a worker connects to nothing.
+    settings_file.write_text("broker: kafka://127.0.0.1:1\nrules: [revision.yaml]\ndatadir: data\n", encoding="utf-8")
+    done = run("worker", "--config", str(settings_file))
+    assert done.returncode == 2
+    assert f"{tmp_path / 'revision.yaml'}:6:9: 'revision' is not a field of purchase_order" in done.stderr
+
+    with settings_file.open("a", encoding="utf-8") as f:
+        f.write("fields: fields.yaml\n")
+    settings = load_settings(str(settings_file))
+    assert settings.fields_file == str(tmp_path / "fields.yaml")
+    worker = build_worker(settings)
+    try:
+        assert [r.id for r in worker.engine.evaluator.rules] == ["po-revised-often"]
+    finally:
+        worker.engine.evaluator.close()
+        worker.store.close()
+        NONE.install()  # the declaration is the process's: leave none to the next test
