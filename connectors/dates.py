@@ -124,10 +124,11 @@ def readings(value: object) -> tuple[bool, bool] | None:
     if not isinstance(value, str):
         return None
     match = _DMY_RE.fullmatch(unicodedata.normalize("NFKC", value).strip())
-    if match is None:
-        return None
-    a, b = int(match["a"]), int(match["b"])
-    year = _year(match["y"])
+    return _readings(match) if match else None
+
+
+def _readings(m: re.Match[str]) -> tuple[bool, bool]:
+    year, a, b = _year(m["y"]), int(m["a"]), int(m["b"])
     return _valid(year, a, b), _valid(year, b, a)
 
 
@@ -148,31 +149,27 @@ def _year(text: str) -> int:
 
 
 def _from_dmy(m: re.Match[str], original: str, style: DateStyle | None, default_tz: tzinfo) -> date | datetime:
+    """A day-and-month-first text read in the style's order; without one, an error that says
+    how the text reads (one cell never decides a column's order)."""
     order = style.order if style is not None else None
+    month_first, day_first = _readings(m)
     if order is None:
-        month_first, day_first = _valid(_year(m["y"]), int(m["a"]), int(m["b"])), _valid(
-            _year(m["y"]), int(m["b"]), int(m["a"]))
         if style is not None and style.formats:
             raise ValueError(f"not a date: {original!r} does not match {', '.join(style.formats)}")
-        if month_first and day_first:
-            hint = "either way"
-        elif month_first or day_first:
-            hint = "only " + ("month-first" if month_first else "day-first") + " here"
-        else:
-            hint = "neither way"
-        raise ValueError(
-            f"not a date: {original!r} puts day and month before the year ({hint}); "
-            "say which with monthfirst: true or dayfirst: true (or format:)"
-        )
+        hint = ("either way" if month_first and day_first
+                else f"only {'month-first' if month_first else 'day-first'} here" if month_first or day_first
+                else "neither way")
+        raise ValueError(f"not a date: {original!r} puts day and month before the year ({hint}); "
+                         "say which with monthfirst: true or dayfirst: true (or format:)")
     first, second = int(m["a"]), int(m["b"])
     month, day = (first, second) if order == "monthfirst" else (second, first)
-    try:
-        parsed = date(_year(m["y"]), month, day)
-    except ValueError as exc:
+    if not (month_first if order == "monthfirst" else day_first):
         other = "day-first" if order == "monthfirst" else "month-first"
-        reads_other = _valid(_year(m["y"]), day, month)
+        reads_other = day_first if order == "monthfirst" else month_first
         also = f"; it reads {other}: is the column {other}?" if reads_other else ""
-        raise ValueError(f"not a date: {original!r} read {order.replace('first', '-first')} ({exc}){also}") from None
+        raise ValueError(f"not a date: {original!r} is no date read {order.replace('first', '-first')}"
+                         f" (month {month}, day {day}){also}")
+    parsed = date(_year(m["y"]), month, day)
     if m["H"] is None:
         return parsed
     hour = int(m["H"])

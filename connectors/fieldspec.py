@@ -74,9 +74,13 @@ class FieldReader:
             self.fail(extra[0], f"unknown key {extra[0]!r}; known: {', '.join(FIELD_KEYS)}")
             return None
         type_ = self._type(declared_type)
-        style = read_date_style(m, f"field {self.name!r}", self.problems) if any(k in m for k in DATE_KEYS) else dates
+        style = dates
         if any(k in m for k in DATE_KEYS):
-            if style is None:
+            own = read_date_style(m, f"field {self.name!r}", self.problems)
+            # The field's own keys win; what it does not say, the connector's `dates:` says.
+            style = own and DateStyle(own.formats or (dates.formats if dates else ()),
+                                      own.order or (dates.order if dates else None))
+            if own is None:
                 self.ok = False
             elif type_ not in DATE_TYPES:
                 self.fail(next(k for k in DATE_KEYS if k in m), f"format, monthfirst and dayfirst are for "

@@ -411,6 +411,16 @@ def test_date_styles(text: object, style: DateStyle, expected: object) -> None:
     assert parse_date(text, style=style) == expected
 
 
+def test_a_field_format_keeps_the_connectors_order_for_what_it_does_not_match(tmp_path: Path) -> None:
+    config = tmp_path / "connectors.yaml"
+    config.write_text(SHEET.replace("    fields:\n", "    dates: {monthfirst: true}\n    fields:\n")
+                      + '      created_at: {column: Created, type: datetime, format: "%m/%d/%y %H:%M"}\n',
+                      encoding="utf-8")
+    [cfg] = load_config(config)
+    assert cfg.mapping.apply({"Created": "3/5/24 9:07"}) == {"created_at": "2024-03-05T09:07:00+00:00"}
+    assert cfg.mapping.apply({"Created": "3/5/2024 9:07"}) == {"created_at": "2024-03-05T09:07:00+00:00"}
+
+
 def test_a_day_and_month_text_is_never_guessed() -> None:
     with pytest.raises(ValueError, match=r"puts day and month before the year \(either way\)"):
         parse_date("3/5/2025")
