@@ -70,6 +70,8 @@ _LINE_FIELDS: dict[str, set[str]] = {
 _CUSTOM: dict[str, frozenset[str]] = {}
 _CUSTOM_LINES: dict[str, frozenset[str]] = {}
 DERIVED = ("stock", "customer_account")
+# Said after a list of known fields: how a field the list lacks becomes known.
+DECLARE_HINT = "(a field of your own is declared under fields: in the connectors or fields file; README: Custom fields)"
 
 
 def canonical_fields(entity: str) -> set[str]:
