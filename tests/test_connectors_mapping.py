@@ -462,3 +462,11 @@ def test_the_worker_reads_the_declaration_from_its_fields_setting(tmp_path: Path
         worker.engine.evaluator.close()
         worker.store.close()
         NONE.install()  # the declaration is the process's: leave none to the next test
+
+
+def test_the_us_export_example_loads_and_its_fields_check_with_the_shipped_rules() -> None:
+    example = ROOT / "examples" / "connectors" / "us_export.yaml"
+    [cfg] = load_config(example)
+    assert {s.name: s.type for s in cfg.mapping.specs}["revision"] == "integer"
+    done = run("rules", "check", str(ROOT / "rules"), "--fields", str(example))
+    assert done.returncode == 0, done.stdout
