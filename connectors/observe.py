@@ -89,11 +89,3 @@ class Observed:
             then = "given the default" if (name, column) in self.defaulted else "dead letters"
             out.append(f"map of field {name!r} (column {column!r}) lacks {values}{more} ({then})")
         return out
-
-    @property
-    def ambiguous(self) -> bool:
-        """A date column whose order nothing settles."""
-        return any(
-            (o.month_only and o.day_only) or not (o.style and (o.style.order or o.style.formats))
-            for o in self.dates.values()
-        )
