@@ -26,9 +26,11 @@ def register(subparsers: Any) -> None:
     p = verbs.add_parser(
         "check", help="connect, read a few rows and show the mapped records; publish nothing",
         description="Validate a connectors file (file:line:col: problem), then connect to each "
-                    "source, read a few rows from its beginning and print the canonical records "
-                    "and the first problems. Nothing is published, no bookmark is written. "
-                    "Exit 1 if the file has mistakes or a source cannot be read.",
+                    "source, read a few rows from its beginning and print the canonical records, "
+                    "the first problems, what the date and mapped columns showed and a summary "
+                    "(rows read, records, dead letters by reason). Nothing is published, no "
+                    "bookmark is written. Exit 1 if the file has mistakes, a source cannot be "
+                    "read or a row read would be a dead letter.",
     )
     p.add_argument("file", help="connectors YAML file")
     p.add_argument("--rows", type=int, default=5, help="rows to read per connector (default 5)")

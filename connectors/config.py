@@ -5,7 +5,9 @@ values may hold `${ENV_VAR}` (e.g. a database password); relative paths
 resolve against the folder of the connectors file. An sql entry may name a
 `preset` (presets.py) whose keys it then only needs to override. An sql
 `query:` (and a `lines:` query) must be a single SELECT as its database reads
-it (sqltext.py).
+it (sqltext.py). A top-level `fields:` declares the site's custom fields (or
+names a file that does, engine/fields.py); a mapped name that is neither
+canonical nor declared is a problem.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from connectors.spreadsheet import DEFAULT_PATTERNS, SpreadsheetConfig, Spreadsh
 from connectors.sql import SqlConfig, SqlConnector, lookback_of
 from connectors.validate import ID_PATTERN, Entry
 from connectors.webhook import AUTH_MODES, WebhookConfig, WebhookConnector
+from engine.fields import NONE as NO_FIELDS
+from engine.fields import parse_declared
 from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of
 
 ConnectorConfig = SqlConfig | SpreadsheetConfig | DebeziumConfig | WebhookConfig
@@ -42,12 +46,12 @@ REQUIRED = {
 }
 OPTIONAL = {
     "sql": ("table", "query", "batch_size", "actor", "timezone", "lookback", "reconcile",
-            "lines", "preset"),
+            "lines", "preset", "dates"),
     "spreadsheet": ("encoding", "delimiter", "actor", "timezone", "sheet", "header_row",
-                    "pattern", "settle"),
-    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone"),
+                    "pattern", "settle", "dates"),
+    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone", "dates"),
     "webhook": ("entity", "key", "fields", "actor", "timezone", "listen", "path", "secret",
-                "token", "signature_header", "max_bytes", "seq", "op", "ts"),
+                "token", "signature_header", "max_bytes", "seq", "op", "ts", "dates"),
 }
 LINES_KEYS = ("table", "query", "parent", "match", "order_by", "fields")
 _ENV = re.compile(r"\$\{([^}]*)\}")
@@ -70,8 +74,11 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> list[
     top = Pos(str(path), 1, 1)
     if not isinstance(doc, Map) or not isinstance(doc.get("connectors"), Seq):
         raise SourceError([(pos_of(doc, top), "expected a mapping with a 'connectors:' list")])
-    for extra in sorted(doc.keys() - {"connectors"}):
-        problems.append((doc.at(extra), f"unknown key {extra!r}; known: connectors"))
+    for extra in sorted(doc.keys() - {"connectors", "fields"}):
+        problems.append((doc.at(extra), f"unknown key {extra!r}; known: connectors, fields"))
+    declared = NO_FIELDS
+    if "fields" in doc:
+        declared = parse_declared(doc["fields"], doc.at("fields"), path.resolve().parent, problems)
     configs: list[ConnectorConfig] = []
     first_seen: dict[str, Pos] = {}
     entries: Seq = doc["connectors"]
@@ -89,7 +96,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> list[
             entry = apply_preset(entry, problems)
             if entry is None:
                 continue
-        cfg = _build(Entry(entry, path.resolve().parent, problems))
+        cfg = _build(Entry(entry, path.resolve().parent, problems, declared))
         if cfg is not None:
             configs.append(cfg)
     if problems:
@@ -151,7 +158,8 @@ def _build(e: Entry) -> ConnectorConfig | None:
         "actor": e.text("actor"),
         "timezone": e.timezone(),
     }
-    mapping = e.fields(common["timezone"])
+    e.dates = e.date_style()
+    mapping = e.fields(common["timezone"], common["entity"], dates=e.dates)
     builders = {"sql": _sql, "spreadsheet": _spreadsheet, "debezium": _debezium, "webhook": _webhook}
     return builders[kind](e, common, mapping)
 
@@ -222,7 +230,7 @@ def _lines(e: Entry, common: dict[str, Any], url: str | None) -> LinesConfig | N
     values: dict[str, Any] = {
         "parent": sub.text("parent"),
         "match": sub.text("match") or (key[0] if key else None),
-        "mapping": sub.fields(common["timezone"]),
+        "mapping": sub.fields(common["timezone"], common["entity"], line=True, dates=e.dates),
         "table": sub.text("table"),
         "query": _query(sub, url),
         "order_by": order_by,

@@ -4,6 +4,13 @@ Accepted: `2025-03-05`, `2025/3/5`, `2025.3.5`, `2025年3月5日`, `20250305`, a
 of those followed by a time (`2025/3/5 14:30`), ISO 8601 datetimes with or
 without offset, Excel serial numbers (1900 date system, as numbers or numeric
 text) and `date`/`datetime` objects. Full-width digits are accepted too.
+
+Dates that put day and month before the year (`3/5/2025`, `05.03.25 14:30`)
+read only with a `DateStyle`: `monthfirst` or `dayfirst` says which order the
+column holds, and `formats` (strptime patterns such as `%m/%d/%Y`) say it
+exactly. Without one such a cell is an error, never a guess: `readings` tells
+which orders a text allows, so that `connectors check` can say what a column
+holds.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 
@@ -33,12 +41,39 @@ _DATE_RE = re.compile(
 )
 _COMPACT_RE = re.compile(r"(?P<y>(?:19|20)\d{2})(?P<m>\d{2})(?P<d>\d{2})")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+# Day and month before the year (3/5/2025, 05.03.25 14:30, 3-5-2025 2:05 PM): the order is
+# the column's, said by a DateStyle.
+_DMY_RE = re.compile(
+    r"(?P<a>\d{1,2})(?P<sep>[-/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})"
+    r"(?:(?:\s+|T)(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?(?:\s*(?P<ampm>[AaPp][Mm]))?)?"
+)
+ORDERS = ("monthfirst", "dayfirst")
 
 
-def parse_date(value: object, default_tz: tzinfo = UTC) -> date | datetime:
+@dataclass(frozen=True, slots=True)
+class DateStyle:
+    """How one column writes its dates, beyond the shapes read without help.
+
+    `formats`: strptime patterns tried in order on text cells; `order`: "monthfirst" or
+    "dayfirst" for texts like 3/5/2025. Year-first texts, Excel serials and the database's
+    own dates read as always."""
+
+    formats: tuple[str, ...] = ()
+    order: str | None = None
+
+    def describe(self) -> str:
+        """The style as a person wrote it in the connectors file."""
+        parts = [f"format {', '.join(self.formats)}"] if self.formats else []
+        if self.order:
+            parts.append(f"{self.order}: true")
+        return "; ".join(parts) or "no format or order"
+
+
+def parse_date(value: object, default_tz: tzinfo = UTC, style: DateStyle | None = None) -> date | datetime:
     """Parse a date (→ `date`) or a date with time (→ aware `datetime`).
 
-    Naive datetimes get `default_tz`. Raises ValueError on anything else.
+    Naive datetimes get `default_tz`; `style` reads the column's own formats and day/month
+    order. Raises ValueError on anything else.
     """
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=default_tz)
@@ -55,6 +90,13 @@ def parse_date(value: object, default_tz: tzinfo = UTC) -> date | datetime:
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise ValueError("not a date: blank")
+    if style is not None and style.formats:
+        parsed_by_format = _by_format(text, style.formats, default_tz)
+        if parsed_by_format is not None:
+            return parsed_by_format
+    dmy = _DMY_RE.fullmatch(text)
+    if dmy:
+        return _from_dmy(dmy, value, style, default_tz)
     if _NUMBER_RE.fullmatch(text):
         number: int | Decimal = int(text) if text.isdigit() else Decimal(text)
         return _from_number(number, repr(value), default_tz)
@@ -68,12 +110,108 @@ def parse_date(value: object, default_tz: tzinfo = UTC) -> date | datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=default_tz)
 
 
-def parse_datetime(value: object, default_tz: tzinfo = UTC) -> datetime:
+def parse_datetime(value: object, default_tz: tzinfo = UTC, style: DateStyle | None = None) -> datetime:
     """Like parse_date, but a plain date becomes midnight in `default_tz`."""
-    parsed = parse_date(value, default_tz)
+    parsed = parse_date(value, default_tz, style)
     if isinstance(parsed, datetime):
         return parsed
     return datetime.combine(parsed, time(), tzinfo=default_tz)
+
+
+def readings(value: object) -> tuple[bool, bool] | None:
+    """For a text with day and month before the year: (reads month-first, reads day-first);
+    None for any other value (those read one way or not at all)."""
+    if not isinstance(value, str):
+        return None
+    match = _DMY_RE.fullmatch(unicodedata.normalize("NFKC", value).strip())
+    return _readings(match) if match else None
+
+
+def _readings(m: re.Match[str]) -> tuple[bool, bool]:
+    year, a, b = _year(m["y"]), int(m["a"]), int(m["b"])
+    return _valid(year, a, b), _valid(year, b, a)
+
+
+def _valid(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _year(text: str) -> int:
+    # strptime's %y rule (POSIX): 69-99 are 19xx, 00-68 are 20xx.
+    if len(text) == 4:
+        return int(text)
+    short = int(text)
+    return short + (1900 if short >= 69 else 2000)
+
+
+def _from_dmy(m: re.Match[str], original: str, style: DateStyle | None, default_tz: tzinfo) -> date | datetime:
+    """A day-and-month-first text read in the style's order; without one, an error that says
+    how the text reads (one cell never decides a column's order)."""
+    order = style.order if style is not None else None
+    month_first, day_first = _readings(m)
+    if order is None:
+        if style is not None and style.formats:
+            raise ValueError(f"not a date: {original!r} does not match {', '.join(style.formats)}")
+        hint = ("either way" if month_first and day_first
+                else f"only {'month-first' if month_first else 'day-first'} here" if month_first or day_first
+                else "neither way")
+        raise ValueError(f"not a date: {original!r} puts day and month before the year ({hint}); "
+                         "say which with monthfirst: true or dayfirst: true (or format:)")
+    first, second = int(m["a"]), int(m["b"])
+    month, day = (first, second) if order == "monthfirst" else (second, first)
+    if not (month_first if order == "monthfirst" else day_first):
+        other = "day-first" if order == "monthfirst" else "month-first"
+        reads_other = day_first if order == "monthfirst" else month_first
+        also = f"; it reads {other}: is the column {other}?" if reads_other else ""
+        raise ValueError(f"not a date: {original!r} is no date read {order.replace('first', '-first')}"
+                         f" (month {month}, day {day}){also}")
+    parsed = date(_year(m["y"]), month, day)
+    if m["H"] is None:
+        return parsed
+    hour = int(m["H"])
+    if m["ampm"]:
+        if not 1 <= hour <= 12:
+            raise ValueError(f"not a date: {original!r} has hour {hour} with {m['ampm']}")
+        hour = hour % 12 + (12 if m["ampm"].lower() == "pm" else 0)
+    try:
+        clock = time(hour, int(m["M"]), int(m["S"] or 0))
+    except ValueError as exc:
+        raise ValueError(f"not a date: {original!r} ({exc})") from None
+    return datetime.combine(parsed, clock, tzinfo=default_tz)
+
+
+def _by_format(text: str, formats: tuple[str, ...], default_tz: tzinfo) -> date | datetime | None:
+    """The text read by the first format it matches, or None."""
+    for fmt in formats:
+        try:
+            parsed = datetime.strptime(text, fmt)  # naive: default_tz, below
+        except ValueError:
+            continue
+        if not _has_time(fmt):
+            return parsed.date()
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=default_tz)
+    return None
+
+
+def _has_time(fmt: str) -> bool:
+    return any(d in fmt for d in ("%H", "%I", "%M", "%S", "%f", "%p", "%z", "%X", "%c", "%T", "%R"))
+
+
+def check_format(fmt: str) -> str | None:
+    """Why a strptime pattern cannot read dates, or None."""
+    if "%" not in fmt:
+        return f"format {fmt!r} has no % directive (e.g. %m/%d/%Y)"
+    if not any(d in fmt for d in ("%d", "%j", "%x", "%c")):
+        return f"format {fmt!r} has no day (%d)"
+    try:
+        datetime.strptime(datetime(2001, 2, 3, 4, 5, 6).strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"format {fmt!r} does not read what it writes: {exc}"
+    return None
 
 
 def to_iso(value: date | datetime) -> str:

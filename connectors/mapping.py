@@ -4,6 +4,11 @@ A mapping turns one source row (a dict keyed by column name) into the
 canonical `fields` dict of a ChangeRecord. Every output value is JSON-native
 (str, int, float, bool or None; dates as ISO strings) so that a connector can
 keep it in its bookmark and compare it after a JSON round trip.
+
+A field reads one column (converted to its type, dates in the column's
+DateStyle), or translates the column's values through a `map` (source value
+→ canonical value, with an optional default), or is a constant (`value`).
+Nothing here evaluates user text.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.dates import parse_date, parse_datetime, to_iso
+from connectors.dates import DateStyle, parse_date, parse_datetime, readings, to_iso
+from connectors.observe import Observed
 
 FIELD_TYPES = ("string", "number", "integer", "date", "datetime", "bool")
 
@@ -45,11 +51,24 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """One canonical field, read from one source column."""
+    """One canonical field, read from one source column, or a constant (`column` None).
+
+    `map` holds source texts (see `map_key`) and the canonical values they stand for, already
+    of the field's type; `default` (when `has_default`) stands for a text the map lacks."""
 
     name: str
-    column: str
+    column: str | None
     type: str = "string"
+    dates: DateStyle | None = None
+    map: Mapping[str, Any] | None = None
+    default: Any = None
+    has_default: bool = False
+    value: Any = None  # the constant of a field without column, of the field's type
+
+    @property
+    def plain(self) -> bool:
+        """A column converted to its type, nothing more (the reader's shortcuts apply)."""
+        return self.column is not None and self.map is None
 
 
 Converter = Callable[[Any], Any]
@@ -61,25 +80,40 @@ class FieldMapping:
 
     specs: tuple[FieldSpec, ...]
     default_tz: tzinfo = UTC
+    # `connectors check` sets it to learn what the columns hold (date orders, unmapped values).
+    observed: Observed | None = field(default=None, compare=False)
     # One converter per spec, built once: mapping runs for every cell of every row.
     _converters: tuple[Converter, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_converters", tuple(cell_converter(s, self.default_tz) for s in self.specs))
+        convs = tuple(cell_converter(s, self.default_tz, self.observed) for s in self.specs)
+        object.__setattr__(self, "_converters", convs)
 
     def columns(self) -> list[str]:
         """Source columns this mapping reads, in order, without repeats."""
-        return list(dict.fromkeys(spec.column for spec in self.specs))
+        return list(dict.fromkeys(spec.column for spec in self.specs if spec.column is not None))
 
     def apply(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Map one row; raise MappingError naming the first cell that does not convert."""
         out: dict[str, Any] = {}
+        first: MappingError | None = None
         for spec, conv in zip(self.specs, self._converters, strict=True):
+            if spec.column is None:
+                out[spec.name] = spec.value
+                continue
             try:
                 value = row[spec.column]
             except KeyError:
                 raise MappingError(spec.name, spec.column, "", "the source has no such column") from None
-            out[spec.name] = conv(value)
+            if self.observed is None:
+                out[spec.name] = conv(value)
+                continue
+            try:  # a check sees every cell of a row, also after one that fails
+                out[spec.name] = conv(value)
+            except MappingError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
         return out
 
     def reader(self, columns: Sequence[str]) -> Callable[[Sequence[Sequence[Any]]], list[dict[str, Any] | MappingError]]:
@@ -89,7 +123,7 @@ class FieldMapping:
         It works a column at a time: the common cells of a type (see `_COLUMN`) convert in
         one comprehension, the others one by one; a call per cell was a fifth of a row's cost."""
         index = {column: i for i, column in enumerate(columns)}
-        if any(spec.column not in index for spec in self.specs):
+        if any(spec.column is not None and spec.column not in index for spec in self.specs):
             def each(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any] | MappingError]:
                 out: list[dict[str, Any] | MappingError] = []
                 for row in rows:
@@ -101,7 +135,8 @@ class FieldMapping:
 
             return each
         names = [spec.name for spec in self.specs]
-        plan = [(index[spec.column], _COLUMN.get(spec.type, _none_common), conv)
+        plan = [(index[spec.column] if spec.column is not None else 0,
+                 _COLUMN.get(spec.type, _none_common) if spec.plain else _common_of(spec), conv)
                 for spec, conv in zip(self.specs, self._converters, strict=True)]
 
         def read(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any] | MappingError]:
@@ -132,14 +167,48 @@ class FieldMapping:
         return read
 
 
-def cell_converter(spec: FieldSpec, default_tz: tzinfo) -> Converter:
+def _common_of(spec: FieldSpec) -> Callable[[Sequence[Any]], list[Any]]:
+    """The reader's column shortcut for a spec that is not plain: constants are the constant,
+    the rest go cell by cell."""
+    if spec.column is None:
+        value = spec.value
+        return lambda cells: [value] * len(cells)
+    return _none_common
+
+
+def map_key(value: Any) -> str:
+    """A source value as a `map:` key: whole numbers as their digits (1, 1.0, Decimal 1 and
+    "1" are one key), anything else its trimmed text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        try:
+            if value == int(value):
+                return str(int(value))
+        except (ValueError, OverflowError):
+            pass
+    return cell_text(value)
+
+
+def cell_converter(spec: FieldSpec, default_tz: tzinfo, observed: Observed | None = None) -> Converter:
     """`convert` for the cells of one spec, raising MappingError; the common database types
-    (str, Decimal, int, date) take a shortcut."""
-    name, column, type_ = spec.name, spec.column, spec.type
+    (str, Decimal, int, date) take a shortcut. `observed` learns what `connectors check`
+    reports: the day/month order of date texts, values a map lacks."""
+    name, column, type_, style = spec.name, spec.column or "", spec.type, spec.dates
+    if spec.column is None:
+        constant = spec.value
+        return lambda _value: constant
+    if spec.map is not None:
+        return _map_converter(spec, observed)
+    watch_dates = observed is not None and type_ in ("date", "datetime")
 
     def general(value: Any) -> Any:
+        if watch_dates and observed is not None:
+            seen = readings(value)
+            if seen is not None:
+                observed.date_text(name, column, cell_text(value), seen, style)
         try:
-            return convert(value, type_, default_tz)
+            return convert(value, type_, default_tz, style)
         except ValueError as exc:
             raise MappingError(name, column, cell_text(value), str(exc)) from None
 
@@ -165,6 +234,27 @@ def cell_converter(spec: FieldSpec, default_tz: tzinfo) -> Converter:
 
     shortcuts = {"string": string, "number": number, "integer": integer, "date": day}
     return shortcuts.get(type_, general)
+
+
+def _map_converter(spec: FieldSpec, observed: Observed | None) -> Converter:
+    table = dict(spec.map or {})
+    name, column = spec.name, spec.column or ""
+    known = ", ".join(repr(k) for k in list(table)[:10]) + (", …" if len(table) > 10 else "")
+
+    def mapped(value: Any) -> Any:
+        if is_blank(value):
+            return None
+        text = map_key(value)
+        if text in table:
+            return table[text]
+        if observed is not None:
+            observed.unmapped(name, column, text, spec.has_default)
+        if spec.has_default:
+            return spec.default
+        raise MappingError(name, column, text,
+                           f"{text!r} is not in the field's map (it has {known}); add it to map: or give default:")
+
+    return mapped
 
 
 # Column shortcuts of cell_converter's: the cells of the common database types converted in one
@@ -199,8 +289,9 @@ _COLUMN: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
 }
 
 
-def convert(value: Any, type_: str, default_tz: tzinfo = UTC) -> Any:
-    """Convert one cell to a JSON-native value of `type_`; blank → None."""
+def convert(value: Any, type_: str, default_tz: tzinfo = UTC, style: DateStyle | None = None) -> Any:
+    """Convert one cell to a JSON-native value of `type_`; blank → None. `style` reads the
+    texts of date and datetime cells."""
     if is_blank(value):
         return None
     if type_ == "string":
@@ -213,11 +304,11 @@ def convert(value: Any, type_: str, default_tz: tzinfo = UTC) -> Any:
             raise ValueError(f"not a whole number: {cell_text(value)!r}")
         return number
     if type_ == "date":
-        parsed = parse_date(value, default_tz)
+        parsed = parse_date(value, default_tz, style)
         # A datetime in a date column (Excel's "2025/3/5 0:00") keeps only its day.
         return to_iso(parsed.date() if isinstance(parsed, datetime) else parsed)
     if type_ == "datetime":
-        return to_iso(parse_datetime(value, default_tz))
+        return to_iso(parse_datetime(value, default_tz, style))
     if type_ == "bool":
         return _bool(value)
     raise ValueError(f"unknown field type {type_!r}; known: {', '.join(FIELD_TYPES)}")

@@ -166,7 +166,8 @@ class SqlConnector(Connector):
         keep = {config.cursor, *config.key, config.actor, config.lines.match if config.lines else None}
         kinds: dict[str, set[str]] = {}
         for spec in config.mapping.specs:
-            kinds.setdefault(spec.column, set()).add(spec.type)
+            if spec.column is not None:  # a mapped column's values are looked up as read
+                kinds.setdefault(spec.column, set()).add(spec.type if spec.map is None else "map")
         self._numbers = frozenset(c for c, k in kinds.items() if k == {"number"} and c not in keep)
         self._as_double: frozenset[str] | None = None if self._numbers and self._row_values else frozenset()
         self._reader: ThreadPoolExecutor | None = None

@@ -12,7 +12,12 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.mapping import FIELD_TYPES, FieldMapping, FieldSpec
+from connectors.dates import DateStyle
+from connectors.fieldspec import DATE_KEYS, DATE_TYPES, FieldReader, read_date_style
+from connectors.mapping import FieldMapping, FieldSpec
+from engine.fields import NONE as NO_FIELDS
+from engine.fields import Declared, FieldDecl
+from engine.schema import canonical_fields, canonical_line_fields
 from orderwatch.record import ENTITIES
 from orderwatch.yamlsrc import Map, Pos
 
@@ -24,8 +29,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 class Entry:
     """Validates one mapping of the connectors file, collecting problems."""
 
-    def __init__(self, m: Map, base: Path, problems: list[tuple[Pos, str]]) -> None:
+    def __init__(self, m: Map, base: Path, problems: list[tuple[Pos, str]],
+                 declared: Declared = NO_FIELDS) -> None:
         self.m, self.base, self.problems = m, base, problems
+        self.declared = declared  # the file's custom fields (engine/fields.py)
+        self.dates: DateStyle | None = None  # the entry's `dates:`, once read
         self.ok = True
 
     def fail(self, key: str | None, message: str) -> None:
@@ -110,7 +118,10 @@ class Entry:
             self.fail("timezone", msg)
             return UTC
 
-    def fields(self, tz: tzinfo, key: str = "fields") -> FieldMapping | None:
+    def fields(self, tz: tzinfo, entity: str | None, key: str = "fields", line: bool = False,
+               dates: DateStyle | None = None) -> FieldMapping | None:
+        """The mapping under `key`: canonical or declared names of `entity` (of its line with
+        `line`) → a column, a `map:` of a column, or a constant `value:`."""
         value = self.m.get(key)
         if value is None:
             return None
@@ -120,30 +131,58 @@ class Entry:
         specs = []
         for name, spec in value.items():
             where = value.at(name)
+            decl = self._field_name(name, where, entity, line)
+            declared_type = decl.type if decl is not None else None
             if isinstance(spec, str) and spec.strip():
-                specs.append(FieldSpec(name, spec.strip()))
+                type_ = declared_type or "string"
+                specs.append(FieldSpec(name, spec.strip(), type_, dates if type_ in DATE_TYPES else None))
                 continue
             if not isinstance(spec, Map):
-                msg = f"field {name!r}: give a column name or {{column: …, type: …}}"
-                self.problems.append((where, msg))
+                self.problems.append((where, f"field {name!r}: give a column name or {{column: …, type: …}}"))
                 self.ok = False
                 continue
-            extra = sorted(spec.keys() - {"column", "type"})
-            column, type_ = spec.get("column"), spec.get("type", "string")
-            if extra:
-                msg = f"field {name!r}: unknown key {extra[0]!r}; known: column, type"
-                self.problems.append((spec.at(extra[0]), msg))
-            elif not isinstance(column, str) or not column.strip():
-                msg = f"field {name!r} needs 'column', the source column name"
-                self.problems.append((where, msg))
-            elif type_ not in FIELD_TYPES:
-                msg = f"field {name!r}: unknown type {type_!r}; known: {', '.join(FIELD_TYPES)}"
-                self.problems.append((spec.at("type"), msg))
+            built = FieldReader(name, spec, tz, self.problems).spec(declared_type, dates)
+            if built is None:
+                self.ok = False
             else:
-                specs.append(FieldSpec(name, column.strip(), type_))
-                continue
-            self.ok = False
+                specs.append(built)
         return FieldMapping(tuple(specs), tz)
+
+    def _field_name(self, name: str, where: Pos, entity: str | None, line: bool) -> FieldDecl | None:
+        """The declaration of a custom field name; a name neither canonical nor declared is
+        a problem (a typo must not pass: `delivery_date` would map to nothing a rule reads)."""
+        if entity is None or entity not in ENTITIES:
+            return None  # the entity's own problem is reported
+        declared = self.declared.of(entity, line)
+        canonical = canonical_line_fields(entity) if line else canonical_fields(entity)
+        if name in canonical:
+            return None
+        if name in declared:
+            return declared[name]
+        scope = f"a line of {entity}" if line else entity
+        names = sorted(canonical | set(declared))
+        where_to = f"fields: {{{entity}: {{lines: {{{name}: …}}}}}}" if line else f"fields: {{{entity}: {{{name}: …}}}}"
+        message = (f"{name!r} is not a field of {scope}; known: {', '.join(names)} "
+                   f"(a field of your own is declared first: {where_to})")
+        self.problems.append((where, message))
+        self.ok = False
+        return None
+
+    def date_style(self, key: str = "dates") -> DateStyle | None:
+        """The connector's `dates:` ({format, monthfirst|dayfirst}): its date fields' default."""
+        value = self.m.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Map):
+            self.fail(key, f"{key} is a mapping: {{format: '%m/%d/%Y', monthfirst: true}}")
+            return None
+        before = len(self.problems)
+        for k in sorted(set(value) - set(DATE_KEYS)):
+            self.problems.append((value.at(k), f"{key}: unknown key {k!r}; known: {', '.join(DATE_KEYS)}"))
+        style = read_date_style(value, key, self.problems)
+        if len(self.problems) > before:
+            self.ok = False
+        return style
 
     def sub(self, key: str) -> Entry | None:
         """A nested mapping (e.g. `lines:`) checked the same way, into the same problems."""
@@ -153,5 +192,5 @@ class Entry:
         if not isinstance(value, Map):
             self.fail(key, f"{key} is a mapping")
             return None
-        child = Entry(value, self.base, self.problems)
+        child = Entry(value, self.base, self.problems, self.declared)
         return child

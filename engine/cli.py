@@ -14,15 +14,37 @@ from typing import Any
 from engine.clock import to_epoch
 
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
+FIELDS_HELP = "file declaring custom fields under 'fields:' (a fields file or the connectors file)"
 
 
-def _evaluator(paths: list[str], name: str) -> tuple[int, Any]:
+def declare_fields(path: str | None) -> bool:
+    """Make the custom fields of `path` (a fields or connectors file) the known ones, or none;
+    print the file's problems and return False if it has any."""
+    from engine.fields import NONE, load_declared
+    from orderwatch.yamlsrc import SourceError
+
+    try:
+        (load_declared(path) if path else NONE).install()
+    except SourceError as exc:
+        for pos, message in exc.problems:
+            print(f"{pos}: {message}")
+        return False
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}")
+        return False
+    return True
+
+
+def _evaluator(paths: list[str], name: str, fields: str | None = None) -> tuple[int, Any]:
     """(number of rules, an Evaluator of them), or print every problem and return (0, None).
+    `fields`: the file that declares custom fields.
 
     Never a traceback and never a hang: loading is bounded (engine.rules, orderwatch.yamlsrc),
     and whatever still fails is reported, positioned where possible."""
     from engine.reload import build, load, problems_of
 
+    if not declare_fields(fields):
+        return 0, None
     rules: list[Any] = []
     try:
         rules, programs = load(paths)
@@ -35,7 +57,7 @@ def _evaluator(paths: list[str], name: str) -> tuple[int, Any]:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    count, evaluator = _evaluator(args.paths, "rules-check")
+    count, evaluator = _evaluator(args.paths, "rules-check", args.fields)
     if evaluator is None:
         return 1
     evaluator.close()
@@ -60,6 +82,8 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
     total = failed = 0
     broken = False
+    if not declare_fields(args.fields):
+        return 1
     for path in _test_files(args.files):
         print(path)
         try:
@@ -97,7 +121,7 @@ def _instant(text: str | None, flag: str) -> float | None:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from engine import backtest
 
-    _, evaluator = _evaluator(args.rules or [str(SHIPPED_RULES)], "backtest")
+    _, evaluator = _evaluator(args.rules or [str(SHIPPED_RULES)], "backtest", args.fields)
     if evaluator is None:
         return 1
     try:
@@ -131,12 +155,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Validate rule files and folders (a folder means its *.yaml files, *.test.yaml excluded). "
                     "Prints one 'file:line:col: message' per problem and exits 1 if there is any.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or folder")
+    p.add_argument("--fields", metavar="FILE", help=FIELDS_HELP)
     p.set_defaults(func=cmd_rules_check)
     p = verbs.add_parser(
         "test", help="run YAML rule unit tests (*.test.yaml); exit 1 on a failure",
         description="Run rule unit tests: given change records at instants, expect these alerts at later "
                     "instants. A folder means its *.test.yaml files. Failures print what differs.")
     p.add_argument("files", nargs="+", metavar="FILE", help="test file or folder")
+    p.add_argument("--fields", metavar="FILE", help=FIELDS_HELP)
     p.set_defaults(func=cmd_rules_test)
 
     p = subparsers.add_parser(
@@ -145,6 +171,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "the live pipeline, without a broker; print the alert timeline and per-rule counts.")
     p.add_argument("--rules", action="append", metavar="PATH",
                    help="rule file or folder (repeatable; default: the shipped rules/)")
+    p.add_argument("--fields", metavar="FILE", help=FIELDS_HELP)
     p.add_argument("--input", required=True, metavar="FILE", help="change records, one JSON object per line ('-': stdin)")
     p.add_argument("--from", dest="start", metavar="TIME",
                    help="report transitions from this ISO time on (earlier records still build state)")

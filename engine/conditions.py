@@ -24,7 +24,7 @@ from engine.expr import (
     parse_expr,
 )
 from engine.pattern import contains, translate
-from engine.schema import known_fields, line_fields
+from engine.schema import DECLARE_HINT, known_fields, line_fields
 from orderwatch.yamlsrc import Map, Pos, Seq, pos_of, short
 
 VALUE_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
@@ -211,7 +211,8 @@ class ConditionParser:
     def _known(self, name: str, pos: Pos) -> bool:
         if name in self.fields:
             return True
-        self.problems.add(pos, f"'{name}' is not a field of {self.scope}; known: {', '.join(sorted(self.fields))}")
+        known = ", ".join(sorted(self.fields))
+        self.problems.add(pos, f"'{name}' is not a field of {self.scope}; known: {known} {DECLARE_HINT}")
         return False
 
     def _field(self, name: str, spec: Any, pos: Pos) -> list[Cond]:

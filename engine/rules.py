@@ -34,7 +34,7 @@ from engine.conditions import (
     size,
 )
 from engine.pattern import durable_rejects
-from engine.schema import known_fields
+from engine.schema import DECLARE_HINT, known_fields
 from engine.templates import NAME
 from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of, short
 
@@ -142,7 +142,7 @@ def check_template(text: str, entity: str, extra: set[str] = TEMPLATE_EXTRA) -> 
         if not re.fullmatch(NAME, name) or spec or conv:
             return f"bad template placeholder {{{name}}}: only {{field}} is allowed"
         if name not in allowed:
-            return f"template names unknown field '{name}'; known: {', '.join(sorted(allowed))}"
+            return f"template names unknown field '{name}'; known: {', '.join(sorted(allowed))} {DECLARE_HINT}"
     return None
 
 

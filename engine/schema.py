@@ -1,7 +1,9 @@
 """Canonical field names per entity: what connectors map to and rules may name.
 
 Typos in rule files are caught against these lists. Sites with fields of their
-own add them with `register_fields` (from configuration), never by accident.
+own declare them in configuration (engine/fields.py); `declare` makes them
+known next to the canonical ones, never by accident. The README's field
+lists are `fields_markdown()` (`python -m engine.schema` prints it).
 
 `stock` and `customer_account` are derived entities: the engine folds them
 from other entities' states (engine/stock.py, engine/accounts.py); their
@@ -64,20 +66,61 @@ _LINE_FIELDS: dict[str, set[str]] = {
 }
 
 
+# Declared in configuration (engine/fields.py), per entity: set as a whole by `declare`.
+_CUSTOM: dict[str, frozenset[str]] = {}
+_CUSTOM_LINES: dict[str, frozenset[str]] = {}
+DERIVED = ("stock", "customer_account")
+# Said after a list of known fields: how a field the list lacks becomes known.
+DECLARE_HINT = "(a field of your own is declared under fields: in the connectors or fields file; README: Custom fields)"
+
+
+def canonical_fields(entity: str) -> set[str]:
+    """The canonical fields of an entity, without declared ones; empty for an unknown entity."""
+    return set(_FIELDS.get(entity, set()))
+
+
+def canonical_line_fields(entity: str) -> set[str]:
+    """The canonical fields of one line of an entity, without declared ones."""
+    return set(_LINE_FIELDS.get(entity, set()))
+
+
 def known_fields(entity: str) -> set[str]:
-    """The canonical fields of an entity; empty for an unknown entity."""
-    return _FIELDS.get(entity, set())
+    """The canonical and declared fields of an entity; empty for an unknown entity."""
+    if entity not in _FIELDS:
+        return set()
+    return _FIELDS[entity] | _CUSTOM.get(entity, frozenset())
 
 
 def line_fields(entity: str) -> set[str]:
     """The fields of one line of an entity; empty when the entity has no lines."""
-    return _LINE_FIELDS.get(entity, set())
+    if entity not in _LINE_FIELDS:
+        return set()
+    return _LINE_FIELDS[entity] | _CUSTOM_LINES.get(entity, frozenset())
 
 
 def entities() -> list[str]:
     return sorted(_FIELDS)
 
 
-def register_fields(entity: str, names: set[str]) -> None:
-    """Add site-specific fields (and entities) declared in configuration."""
-    _FIELDS.setdefault(entity, {"key"}).update(names)
+def declare(fields: dict[str, set[str]], lines: dict[str, set[str]] | None = None) -> None:
+    """Make these declared fields (per entity, and per entity's line) the known custom ones,
+    replacing any declared before: each load of a configuration says the whole set."""
+    _CUSTOM.clear()
+    _CUSTOM.update({entity: frozenset(names) for entity, names in fields.items()})
+    _CUSTOM_LINES.clear()
+    _CUSTOM_LINES.update({entity: frozenset(names) for entity, names in (lines or {}).items()})
+
+
+def fields_markdown() -> str:
+    """The README's table of canonical fields per entity (kept equal by a test)."""
+    rows = ["| entity | fields | fields of a line (`lines`) |", "|---|---|---|"]
+    for entity in entities():
+        names = ", ".join(f"`{n}`" for n in sorted(_FIELDS[entity]))
+        line = ", ".join(f"`{n}`" for n in sorted(_LINE_FIELDS.get(entity, set()))) or "—"
+        shown = f"`{entity}` (derived)" if entity in DERIVED else f"`{entity}`"
+        rows.append(f"| {shown} | {names} | {line} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(fields_markdown(), end="")

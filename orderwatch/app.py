@@ -23,6 +23,8 @@ from alerts.sink import AlertSink
 from alerts.store import AlertStore
 from engine.changelog import Output
 from engine.evaluator import Evaluator
+from engine.fields import NONE as NO_FIELDS
+from engine.fields import load_declared
 from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
 from orderwatch import consume, gcpolicy, reach, shutdown
@@ -60,6 +62,7 @@ class Worker:
 
 def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     """Everything a worker runs, wired but not started; the broker URL must be a kafka:// URL."""
+    (load_declared(settings.fields_file) if settings.fields_file else NO_FIELDS).install()
     rules = load_rules(list(settings.rules))
     Path(settings.datadir).mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -23,6 +23,7 @@ class Settings:
     store: str = ""  # SQLAlchemy URL; default sqlite:///<datadir>/alerts.sqlite
     rules: tuple[str, ...] = (str(SHIPPED_RULES),)
     connectors: str = ""  # a connectors YAML file run inside this process
+    fields: str = ""  # the file declaring custom fields (default: the connectors file's `fields:`)
     alerts: str = ""  # the alerts YAML file: owners, routes, receivers, silences, API token
     app_id: str = "orderwatch"
     topic_prefix: str = "orderwatch"
@@ -42,6 +43,11 @@ class Settings:
     @property
     def store_url(self) -> str:
         return self.store or f"sqlite:///{Path(self.datadir).resolve() / 'alerts.sqlite'}"
+
+    @property
+    def fields_file(self) -> str:
+        """Where the custom fields are declared: `fields`, else the connectors file (if any)."""
+        return self.fields or self.connectors
 
     @property
     def changes_topic(self) -> str:
@@ -111,7 +117,7 @@ def load_settings(path: str | None = None, overrides: dict[str, Any] | None = No
                 problems.append((doc.at(key), f"{key}: {exc}"))
         if problems:
             raise SourceError(problems)
-        for key in ("datadir", "connectors", "alerts"):
+        for key in ("datadir", "connectors", "alerts", "fields"):
             if key in values and values[key] and not Path(values[key]).is_absolute():
                 values[key] = str(base / values[key])
         if "rules" in values:

@@ -55,15 +55,17 @@ def test_check_shows_records_and_problems_and_publishes_nothing(tmp_path: Path) 
     sources(tmp_path)
     (tmp_path / "connectors.yaml").write_text(GOOD, encoding="utf-8")
     done = run("check", str(tmp_path / "connectors.yaml"), "--rows", "2")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr  # a row that does not map fails the check
     out = done.stdout
     assert "== erp (sql, purchase_order)" in out
-    assert "read 2 row(s): 1 record(s), 1 problem(s)" in out  # --rows 2 reads two rows
+    assert "summary: 2 row(s) read, 1 record(s), 1 dead letter(s)" in out  # --rows 2 reads two rows
+    assert "    1 × field 'expected_date' (column 'expected'): not a date: …; expected e.g." in out
     assert '"key": "PO-1"' in out and '"supplier": "华东五金"' in out and '"expected_date": "2025-03-05"' in out
     assert "problem: field 'expected_date' (column 'expected'): not a date: 'next week'" in out
     assert "key PO-2" in out
     assert "== sheet (spreadsheet, purchase_order)" in out and '"key": "SZ-1"' in out
-    assert out.rstrip().endswith("2 connector(s) checked, 0 failed")
+    assert "summary: 1 row(s) read, 1 record(s), 0 dead letter(s)" in out
+    assert out.rstrip().endswith("2 connector(s) checked, 1 failed")
     assert not (tmp_path / "bookmarks").exists() and not (tmp_path / ".orderwatch").exists()
 
 
@@ -106,7 +108,7 @@ def test_check_tells_of_rows_the_cursor_never_reaches(tmp_path: Path) -> None:
                        [("PO-4", "Acme", "2025-03-07", None), (None, "Acme", "2025-03-07", "2025-03-06")])
     (tmp_path / "connectors.yaml").write_text(GOOD, encoding="utf-8")
     done = run("check", str(tmp_path / "connectors.yaml"), "--only", "erp")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr  # PO-2's date, as above
     assert "note: 2 row(s) have no value in updated_at, po_number and are never read (table po)" in done.stdout
 
 

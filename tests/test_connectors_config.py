@@ -153,7 +153,7 @@ connectors:
     query: SELECT 1
     key: po_number
     fields:
-      due: {column: due_date, type: day}
+      expected_date: {column: due_date, type: day}
   - id: erp
     type: spreadsheet
     path: sheet.csv
@@ -168,7 +168,7 @@ connectors:
     assert [(line, message.split(";")[0].split(" (")[0]) for line, _, message in found] == [
         (2, "sql connector needs 'cursor'"),
         (7, "give 'table' or 'query', not both"),
-        (10, "field 'due': unknown type 'day'"),
+        (10, "field 'expected_date': unknown type 'day'"),
         (11, "duplicate id 'erp'"),
         (14, "unknown entity 'purchase_ordr'"),
         (17, "unknown time zone 'Mars/Olympus'"),
