@@ -63,9 +63,15 @@ def datetime_text(moment: datetime, language: str, zone: str) -> str:
     return f"{format_date(local, 'medium', locale=loc)} {format_time(local, 'HH:mm zzzz', locale=loc)}"
 
 
+_JUST_NOW = {"zh": "刚刚", "en": "just now"}
+
+
 def relative(moment: datetime, now: datetime, language: str) -> str:
-    """`3天前` / `3 days ago` (or `in 2 days`)."""
-    return format_timedelta(moment - now, add_direction=True, locale=locale_of(language))
+    """`3天前` / `3 days ago` (or `in 2 days`); under a minute, `刚刚` / `just now`."""
+    delta = moment - now
+    if abs(delta.total_seconds()) < 60:
+        return _JUST_NOW.get(language, _JUST_NOW["en"])
+    return format_timedelta(delta, add_direction=True, locale=locale_of(language))
 
 
 def money(amount: float, currency: str | None, language: str) -> str:

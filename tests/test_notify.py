@@ -88,7 +88,7 @@ def test_slack_incoming_webhook_text_and_blocks() -> None:
     assert header == {"type": "header", "text": {"type": "plain_text", "text": "[FIRING:2] PO delivery overdue"}}
     assert all(b["type"] == "section" and b["text"]["type"] == "mrkdwn" for b in sections)
     assert sections[0]["text"]["text"].startswith("<@U024BE7LH> *[FIRING] PO delivery overdue*")
-    assert "owner: 李伟 | severity: warning | since: 3 Mar 2025 02:00 Central European Standard Time (31 seconds ago)" in sections[0]["text"]["text"]
+    assert "owner: 李伟 | severity: warning | since: 3 Mar 2025 02:00 Central European Standard Time (just now)" in sections[0]["text"]["text"]
     assert "orderwatch alerts ack fp00000000000000 fp00000000000001" in sections[-1]["text"]["text"]
 
 
