@@ -386,8 +386,10 @@ def _update(row: Any, ev: AlertEvent) -> str:
 def _facts(old: dict[str, Any] | None, new: dict[str, Any] | None, state: str) -> dict[str, Any] | None:
     """The facts to keep: a resolution keeps the values it no longer has (a deleted order's supplier)
     from the firing, so that the resolved message still says what it was about."""
-    if state != "resolved" or not old or not new:
+    if state != "resolved" or not old:
         return new
+    if not new:
+        return old  # resolved without texts of its own (its rule was removed): told with the firing's
     values = {**(old.get("values") or {}), **(new.get("values") or {})}
     return {**old, **new, "values": values, "fired_status": (old.get("values") or {}).get("status")}
 

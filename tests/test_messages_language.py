@@ -302,3 +302,31 @@ def test_overrides_per_language_and_a_missing_translation_falls_back_to_the_othe
     # No English summary: the English reader gets the Chinese one, never an empty line or a placeholder.
     en = renderer.body(note("en"))
     assert en.startswith("[FIRING] PO delivery overdue\n采购单 PO-9 已逾期 3 天,金额 €5,700.00\n"), en
+
+
+def test_an_alert_resolved_without_texts_of_its_own_keeps_those_it_fired_with(tmp_path: Path) -> None:
+    # A rule removed by a reload resolves its alerts without texts (the engine no longer has the rule):
+    # the resolved message is still told with the texts and values the alert fired with.
+    evaluator = Evaluator(load_rules([REPO / "rules" / "delays.yaml"]), name="lang-removed")
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    try:
+        state = apply_record(None, po("PO-R", 1, START, **late_po("PO-R", "li.wei", HUADONG, 100, "CNY")), 0)
+        assert state is not None
+        (fired,) = [e for e in evaluator.evaluate([state], START) if e.rule == "po-delivery-overdue"]
+        store.apply([fired])
+        gone = AlertEvent(rule=fired.rule, entity=fired.entity, key=fired.key, state="resolved",
+                          at=datetime.fromtimestamp(START + DAY, UTC), since=fired.since, severity="info",
+                          title=fired.rule, summary=f"rule {fired.rule} no longer exists")
+        store.apply([gone])
+        (stored,) = store.list(key="PO-R")
+        item = AlertItem(fingerprint=stored.fingerprint, rule=stored.rule, entity=stored.entity, key=stored.key,
+                         status="resolved", state=stored.state, severity=stored.severity, title=stored.title,
+                         summary=stored.summary, owner=stored.owner, labels=stored.labels,
+                         starts_at=stored.starts_at.isoformat(), ends_at=stored.resolved_at.isoformat()
+                         if stored.resolved_at else None, facts=stored.facts)
+        t = alert_texts(item, "zh", "Asia/Shanghai", START + 2 * DAY)
+        assert (t.title, t.outcome) == ("采购到货逾期", "已恢复,逾期 10 天")
+        assert t.summary.startswith("采购单 PO-R(华东五金 Huadong Hardware)已逾期 10 天")
+    finally:
+        evaluator.close()
+        store.close()
