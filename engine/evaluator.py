@@ -57,13 +57,19 @@ def _plain(value: Any) -> Any:
 _ALWAYS = ("status", "currency")
 
 
+_NAMES: dict[str, tuple[Rule, tuple[str, ...]]] = {}
+
+
 def _named_values(rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
     """The values the rule's texts name (in every language), for rendering them later."""
-    names = set(_ALWAYS)
-    for text in [rule.title, rule.summary, *(t for by_lang in rule.texts.values() for t in by_lang.values())]:
-        names.update(placeholders(text))
-    names -= {"overdue_days", "days_left"}  # counted again when rendered
-    return {n: _plain(values[n]) for n in sorted(names) if values.get(n) is not None}
+    cached = _NAMES.get(rule.id)
+    if cached is None or cached[0] is not rule:
+        names = set(_ALWAYS)
+        for text in [rule.title, rule.summary, *(t for by_lang in rule.texts.values() for t in by_lang.values())]:
+            names.update(placeholders(text))
+        names -= {"overdue_days", "days_left"}  # counted again when rendered
+        cached = _NAMES[rule.id] = (rule, tuple(sorted(names)))
+    return {n: _plain(values[n]) for n in cached[1] if values.get(n) is not None}
 
 
 @dataclass(slots=True)
