@@ -96,7 +96,7 @@ def _owners(doc: Map, base: Path, problems: Problems, language: str, zone: str) 
         if node is None:
             return Directory(default_language=language)
     owners = as_map(node, doc.at("owners"), "owners", problems)
-    return parse_directory(owners, problems, language, zone) if owners is not None else Directory()
+    return parse_directory(owners, problems, language, zone) if owners is not None else Directory(default_language=language)
 
 
 def _tokens(doc: Map, problems: Problems) -> list[ApiToken]:

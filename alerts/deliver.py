@@ -55,7 +55,7 @@ class Deliverer:
         self.config = config
         self.store = store
         self.clock = clock
-        self.renderer = Renderer(config.templates)
+        self.renderer = Renderer(config.templates, clock)
         self._http: aiohttp.ClientSession | None = None
         self._last_prune = 0.0
         self._unrecorded: list[tuple[Attempt, asyncio.Future[None]]] = []  # answered, not yet written

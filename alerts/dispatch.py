@@ -196,6 +196,7 @@ class Dispatcher:
             state=row.state, severity=severity, title=row.title or "", summary=row.summary or "", owner=row.owner,
             labels=dict(row.labels or {}), starts_at=_iso(row.starts_at) or "",
             ends_at=_iso(row.resolved_at) if status == "resolved" else None, level=level, owner_name=owner_name,
+            facts=dict(row.facts or {}),
         )
 
     def _escalated(self, session: Session, row: Snapshot, level: int, to: list[str], now: datetime) -> None:

@@ -34,6 +34,7 @@ class AlertItem:
     ends_at: str | None = None
     level: int = 0  # escalation level reached (0: the first recipients)
     owner_name: str | None = None  # from the owners directory
+    facts: dict[str, Any] = field(default_factory=dict)  # texts by language and their values (rendered when sent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertItem:

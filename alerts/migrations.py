@@ -83,8 +83,13 @@ def _v2(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v3(conn: Connection) -> None:
+    """An alert's facts (the rule's texts by language and their values), for messages rendered when sent."""
+    _add_columns(conn, "ow_alerts", [("facts", "JSON")])
+
+
 #: version → the step that upgrades a database from version - 1.
-STEPS: dict[int, Callable[[Connection], None]] = {2: _v2}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3}
 assert max(STEPS) == SCHEMA_VERSION, "a schema change needs its migration step"
 
 

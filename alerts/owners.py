@@ -134,7 +134,7 @@ class Directory:
         """A team as an addressee: its own mailbox, else every member's address."""
         members = [self.people[m] for m in self.members_of(team) if m in self.people]
         emails = (team.email,) if team.email else tuple(p.email for p in members if p.email)
-        language = team.language or (members[0].language if members else self.default_language)
+        language = team.language or self.default_language  # the file's `language`, not a member's
         return Recipient("team", team.id, team.name, emails, language, team.timezone, dict(team.chat),
                          team.receivers, None)
 

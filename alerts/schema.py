@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from alerts.states import OPEN_STATES, STATES  # noqa: F401  (re-exported)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -66,6 +66,9 @@ class AlertRow(Base):
     escalate: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
     # A resolved alert whose resolution may still have to be told to someone.
     dispatch_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The rule's texts by language and the values they name (orderwatch/alert.py): messages are
+    # rendered from these when sent, in each reader's language.
+    facts: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
 
 
 class HistoryRow(Base):

@@ -64,6 +64,7 @@ class StoredAlert:
     delivery_error: str | None = None
     notified_at: datetime | None = None
     escalate: tuple[dict[str, Any], ...] = ()  # the rule's escalation steps
+    facts: dict[str, Any] = field(default_factory=dict)  # texts by language and their values
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
@@ -93,6 +94,7 @@ class Snapshot:
     escalation_level: int
     escalate: list[dict[str, Any]] | None
     silenced_by: str | None
+    facts: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,7 @@ class AlertStore:
                         first_seen=ev.since, starts_at=ev.since, last_change=ev.at, state="",
                         resolved_at=None, acked_by=None, acked_at=None, ack_comment=None, resolved_by=None,
                         silenced_by=None, escalation_level=0, delivery="", delivery_error=None,
-                        notified_at=None, dispatch_pending=False,
+                        notified_at=None, dispatch_pending=False, facts=None,
                     )
                 elif not _changes(row, ev):
                     continue
@@ -339,18 +341,19 @@ def _changes(row: Any, ev: AlertEvent) -> bool:
 
 
 def _content(row: Any) -> tuple[Any, ...]:
-    return (row.severity, row.owner, row.title, row.summary, dict(row.labels or {}), row.escalate or None)
+    return (row.severity, row.owner, row.title, row.summary, dict(row.labels or {}), row.escalate or None,
+            row.facts or None)
 
 
 def _content_of(ev: AlertEvent) -> tuple[Any, ...]:
     return (ev.severity, ev.owner, ev.title, ev.summary, dict(ev.labels),
-            [dict(step) for step in getattr(ev, "escalate", ())] or None)
+            [dict(step) for step in getattr(ev, "escalate", ())] or None, getattr(ev, "facts", None) or None)
 
 
 # What _update may change on a stored alert (the columns of the batched UPDATE).
 _UPDATED = ("severity", "owner", "title", "summary", "labels", "escalate", "last_change", "state", "starts_at",
             "resolved_at", "acked_by", "acked_at", "ack_comment", "resolved_by", "silenced_by",
-            "escalation_level", "delivery", "delivery_error", "notified_at", "dispatch_pending")
+            "escalation_level", "delivery", "delivery_error", "notified_at", "dispatch_pending", "facts")
 
 
 def _update(row: Any, ev: AlertEvent) -> str:
@@ -362,6 +365,7 @@ def _update(row: Any, ev: AlertEvent) -> str:
     row.summary = ev.summary
     row.labels = dict(ev.labels)
     row.escalate = [dict(step) for step in getattr(ev, "escalate", ())] or None
+    row.facts = _facts(row.facts, getattr(ev, "facts", None) or None, ev.state)
     row.last_change = ev.at
     if continuing:
         return "updated"  # acknowledged/silenced stays so; the new text is what is shown
@@ -379,6 +383,17 @@ def _update(row: Any, ev: AlertEvent) -> str:
     return ev.state
 
 
+def _facts(old: dict[str, Any] | None, new: dict[str, Any] | None, state: str) -> dict[str, Any] | None:
+    """The facts to keep: a resolution keeps the values it no longer has (a deleted order's supplier)
+    from the firing, so that the resolved message still says what it was about."""
+    if state != "resolved" or not old:
+        return new
+    if not new:
+        return old  # resolved without texts of its own (its rule was removed): told with the firing's
+    values = {**(old.get("values") or {}), **(new.get("values") or {})}
+    return {**old, **new, "values": values, "fired_status": (old.get("values") or {}).get("status")}
+
+
 def stored(row: AlertRow) -> StoredAlert:
     return StoredAlert(
         fingerprint=row.fingerprint, rule=row.rule, entity=row.entity, key=row.key, state=row.state,
@@ -389,7 +404,7 @@ def stored(row: AlertRow) -> StoredAlert:
         ack_comment=row.ack_comment, resolved_by=row.resolved_by, silenced_by=row.silenced_by,
         escalation_level=row.escalation_level or 0, delivery=row.delivery or "",
         delivery_error=row.delivery_error, notified_at=utc(row.notified_at),
-        escalate=tuple(row.escalate or ()),
+        escalate=tuple(row.escalate or ()), facts=dict(row.facts or {}),
     )
 
 

@@ -1,30 +1,36 @@
 """Message text in the recipient's language (zh or en), from small `{name}` templates.
 
-The built-in templates can be replaced per language in the alerts YAML
-(`templates: {zh: {subject: ..., alert: ..., footer: ...}}`). As everywhere in
-orderwatch, only `{name}` placeholders are substituted; nothing is evaluated.
+Rendered when a message is sent (a retry or a reminder renders again): each
+alert's title and summary come from its stored facts (alerts/texts.py), times
+in the recipient's time zone and locale (alerts/locale.py). The built-in
+templates can be replaced per language in the alerts YAML
+(`templates: {zh: {subject: ..., alert: ..., footer: ...}}`); a language without
+an override keeps the built-in one. As everywhere in orderwatch, only `{name}`
+placeholders are substituted; nothing is evaluated.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
+from alerts import locale
 from alerts.matchers import Matcher
 from alerts.message import AlertItem, Notification, alert_url
+from alerts.texts import alert_texts, entity_name, localize  # noqa: F401  (localize: re-exported)
 from alerts.yamlcheck import Problems, as_map, check_keys, get_str
 from orderwatch.yamlsrc import Pos
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 SUBJECT_FIELDS = {"status", "count", "firing", "resolved", "title", "escalated", "recipient", "receiver"}
 ALERT_FIELDS = {"status", "title", "summary", "entity", "key", "owner", "severity", "since", "ended",
-                "fingerprint", "rule", "state", "level"}
+                "fingerprint", "rule", "state", "level", "ago", "outcome"}
 FOOTER_FIELDS = {"url", "ack"}
 
 
@@ -38,21 +44,23 @@ class Template:
 
 _ZH_WORDS = {"firing": "告警", "resolved": "已恢复", "escalated": "[升级] ", "warning": "警告", "critical": "严重",
              "info": "提示", "acknowledged": "已确认", "silenced": "已静默", "no_owner": "无负责人",
-             "for": "致"}
+             "for": "致", "ended": " | 结束: ", "outcome": "\n结果: "}
 _EN_WORDS = {"firing": "FIRING", "resolved": "RESOLVED", "escalated": "[ESCALATED] ", "warning": "warning",
              "critical": "critical", "info": "info", "acknowledged": "acknowledged", "silenced": "silenced",
-             "no_owner": "no owner", "for": "for"}
+             "no_owner": "no owner", "for": "for", "ended": " | ended: ", "outcome": "\nOutcome: "}
 
 BUILTIN = {
     "zh": Template(
         subject="{escalated}[{status} {count}] {title}",
-        alert="【{status}】{title}\n{summary}\n对象: {entity} {key} | 负责人: {owner} | 级别: {severity} | 开始: {since}{ended}",
+        alert="【{status}】{title}\n{summary}{outcome}\n对象: {entity} {key} | 负责人: {owner} | 级别: {severity} | "
+              "开始: {since}({ago}){ended}",
         footer="确认(停止提醒和升级): orderwatch alerts ack {ack}{url}",
         words=_ZH_WORDS,
     ),
     "en": Template(
         subject="{escalated}[{status}:{count}] {title}",
-        alert="[{status}] {title}\n{summary}\n{entity} {key} | owner: {owner} | severity: {severity} | since: {since}{ended}",
+        alert="[{status}] {title}\n{summary}{outcome}\n{entity} {key} | owner: {owner} | severity: {severity} | "
+              "since: {since} ({ago}){ended}",
         footer="Acknowledge (stops reminders and escalation): orderwatch alerts ack {ack}{url}",
         words=_EN_WORDS,
     ),
@@ -70,35 +78,33 @@ def fill(template: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
-def localize(title: str, language: str) -> str:
-    """Pick the `zh` or `en` half of a bilingual text like `采购到货逾期 / PO delivery overdue`
-    (rules written as `{zh: …, en: …}` reach the alert layer joined that way)."""
-    parts = [p.strip() for p in title.split(" / ")]
-    if len(parts) != 2 or bool(_CJK.search(parts[0])) == bool(_CJK.search(parts[1])):
-        return title
-    zh, en = (parts[0], parts[1]) if _CJK.search(parts[0]) else (parts[1], parts[0])
-    return zh if language == "zh" else en
-
-
-def local_time(iso: str | None, zone: str) -> str:
-    if not iso:
-        return ""
-    return datetime.fromisoformat(iso).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+def local_time(iso: str | None, zone: str, language: str = "en") -> str:
+    """A stored ISO time in the reader's time zone and locale."""
+    moment = locale.as_time(iso) if iso else None
+    if not isinstance(moment, datetime):
+        return iso or ""
+    return locale.datetime_text(moment, language, zone)
 
 
 class Renderer:
-    """Renders notifications with the built-in or configured templates."""
+    """Renders notifications with the built-in or configured templates, at the time of sending."""
 
-    def __init__(self, templates: dict[str, Template] | None = None) -> None:
+    def __init__(self, templates: dict[str, Template] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.templates = dict(BUILTIN)
         self.templates.update(templates or {})
+        self.clock = clock  # when the message goes out: what {overdue_days} and "3 days ago" count to
 
     def _t(self, n: Notification) -> Template:
         return self.templates.get(n.language) or self.templates["en"]
 
+    def texts(self, n: Notification, a: AlertItem) -> tuple[str, str, str]:
+        """(title, summary, outcome) of one alert for this notification's reader."""
+        t = alert_texts(a, n.language, n.timezone, self.clock())
+        return t.title, t.summary, t.outcome
+
     def subject(self, n: Notification) -> str:
         t = self._t(n)
-        titles = sorted({localize(a.title or a.rule, n.language) for a in n.alerts})
+        titles = sorted({self.texts(n, a)[0] for a in n.alerts})
         title = titles[0] if len(titles) == 1 else " / ".join(titles[:3]) + (" …" if len(titles) > 3 else "")
         return fill(t.subject, {
             "status": t.words[n.status], "count": len(n.firing) or len(n.resolved), "firing": len(n.firing),
@@ -108,16 +114,20 @@ class Renderer:
 
     def alert(self, n: Notification, a: AlertItem) -> str:
         t = self._t(n)
-        ended = ""
-        if a.ends_at:
-            ended = (" | 结束: " if n.language == "zh" else " | ended: ") + local_time(a.ends_at, n.timezone)
+        words = {**BUILTIN.get(n.language, BUILTIN["en"]).words, **t.words}
+        title, summary, outcome = self.texts(n, a)
+        ended = words["ended"] + local_time(a.ends_at, n.timezone, n.language) if a.ends_at else ""
+        started = locale.as_time(a.starts_at)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ago = locale.relative(started, now, n.language) if isinstance(started, datetime) else ""
         return fill(t.alert, {
-            "status": t.words.get(a.status, a.status), "title": localize(a.title or a.rule, n.language),
-            "summary": localize(a.summary, n.language), "entity": a.entity, "key": a.key,
+            "status": t.words.get(a.status, a.status), "title": title,
+            "summary": summary or title, "entity": entity_name(a.entity, n.language), "key": a.key,
             "owner": a.owner_name or a.owner or t.words["no_owner"],
-            "severity": t.words.get(a.severity, a.severity), "since": local_time(a.starts_at, n.timezone),
-            "ended": ended, "fingerprint": a.fingerprint, "rule": a.rule,
-            "state": t.words.get(a.state, a.state), "level": a.level,
+            "severity": t.words.get(a.severity, a.severity),
+            "since": local_time(a.starts_at, n.timezone, n.language), "ago": ago,
+            "ended": ended, "outcome": words["outcome"] + outcome if outcome else "",
+            "fingerprint": a.fingerprint, "rule": a.rule, "state": t.words.get(a.state, a.state), "level": a.level,
         })
 
     def footer(self, n: Notification) -> str:

@@ -9,7 +9,6 @@ new Evaluator; states carry over as they are.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +22,8 @@ from engine.facts import build_fact, latest_change, next_flip
 from engine.matcher import Matcher
 from engine.rules import Rule
 from engine.state import EntityState
-from engine.templates import missing, render, show
-from orderwatch.alert import AlertEvent
+from engine.templates import missing, placeholders, render, show
+from orderwatch.alert import AlertEvent, values_at
 
 # Re-exported for callers that used them from here.
 __all__ = ["Evaluator", "Prepared", "render", "to_epoch"]
@@ -37,6 +36,40 @@ def _describe_change(entry: dict[str, Any], fields: tuple[str, ...] | None) -> s
     if "lines" in changed and (fields is None or "lines" in fields):
         parts.append("lines")
     return ", ".join(parts)
+
+
+def _changes_of(entry: dict[str, Any], fields: tuple[str, ...] | None) -> list[list[Any]]:
+    """[[field, old, new], ...] of a change (["lines", None, None] when lines changed)."""
+    changed = entry.get("changed") or {}
+    names = [n for n in (fields or sorted(changed)) if n in changed and n != "lines"]
+    out: list[list[Any]] = [[n, _plain(changed[n][0]), _plain(changed[n][1])] for n in names]
+    if "lines" in changed and (fields is None or "lines" in fields):
+        out.append(["lines", None, None])
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A value as stored in an alert's facts (JSON): numbers and texts as they are, anything else as text."""
+    return value if value is None or isinstance(value, (str, int, float, bool)) else show(value)
+
+
+# Always kept with an alert's facts: what the resolved message tells (status) and how amounts print.
+_ALWAYS = ("status", "currency")
+
+
+_NAMES: dict[str, tuple[Rule, tuple[str, ...]]] = {}
+
+
+def _named_values(rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
+    """The values the rule's texts name (in every language), for rendering them later."""
+    cached = _NAMES.get(rule.id)
+    if cached is None or cached[0] is not rule:
+        names = set(_ALWAYS)
+        for text in [rule.title, rule.summary, *(t for by_lang in rule.texts.values() for t in by_lang.values())]:
+            names.update(placeholders(text))
+        names -= {"overdue_days", "days_left"}  # counted again when rendered
+        cached = _NAMES[rule.id] = (rule, tuple(sorted(names)))
+    return {n: _plain(values[n]) for n in cached[1] if values.get(n) is not None}
 
 
 @dataclass(slots=True)
@@ -264,17 +297,21 @@ class Evaluator:
         values.update(key=state["key"], entity=state["entity"], rule=rule.id, now=iso(now))
         deadlines, change = self._texts_from(rule)
         deadline = next((fact[d] for d in deadlines if d in fact), None)
+        facts: dict[str, Any] = {"texts": {kind_: rule.texts.get(kind_) or {"": text}
+                                           for kind_, text in (("title", rule.title), ("summary", rule.summary))}}
         if deadline is not None:
-            values["overdue_days"] = max(0, math.floor((now - deadline) / 86400))
-            values["days_left"] = max(0, math.ceil((deadline - now) / 86400))
+            facts["deadline"] = deadline
+            values.update(values_at(facts, now))
         if change is not None:
             entry = latest_change(history or state["history"], change)
             if entry is not None:
                 values.update(changed_fields=_describe_change(entry, change.fields),
                               changed_by=entry.get("actor") or "unknown", changed_at=entry["ts"])
+                facts["changed"] = _changes_of(entry, change.fields)
+        facts["values"] = _named_values(rule, values)
         owner = values.get(rule.owner) if rule.owner else None
-        title = render(rule.title, values)
-        summary = render(rule.summary, values)
+        title = render(rule.title, values, currency=True)
+        summary = render(rule.summary, values, currency=True)
         if kind != "firing" and missing(rule.summary, values):
             # The values the summary spoke of are gone (that is often why it resolved).
             summary = f"resolved: {title}"
@@ -291,4 +328,5 @@ class Evaluator:
             owner=None if owner is None else str(owner),
             labels={k: render(v, values) for k, v in rule.labels.items()},
             escalate=tuple(step.to_dict() for step in rule.escalate),
+            facts=facts,
         )

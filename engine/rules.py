@@ -107,6 +107,8 @@ class Rule:
     description: str = ""
     for_seconds: float = 0.0
     escalate: tuple[Escalation, ...] = ()
+    # {"title": {lang: template}, "summary": {...}} when written by language; empty for a single text.
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def time_fields(self) -> list[str]:
         """Fields compared with `now`, in document order (the first one is the rule's deadline)."""
@@ -146,29 +148,37 @@ def check_template(text: str, entity: str, extra: set[str] = TEMPLATE_EXTRA) -> 
     return None
 
 
-def _text(node: Map, key: str, entity: str, problems: Problems) -> str:
-    """A template, or a {language: template} mapping joined as 'zh / en'."""
+def _text(node: Map, key: str, entity: str, problems: Problems) -> tuple[str, dict[str, str]]:
+    """A template, or a {language: template} mapping: (the texts joined as 'zh / en', {language: text}).
+
+    Each language's text is checked on its own, so a problem is reported at its own line."""
     value = node.get(key)
     if value is None:
-        return ""
+        return "", {}
     if isinstance(value, Map):
-        texts = []
+        texts: dict[str, str] = {}
         for lang, text in value.items():
             if not _LANG.match(lang):
                 problems.add(value.at(lang), f"{key} by language is {{zh: …, en: …}}; got {lang!r}")
                 continue
-            if not isinstance(text, str):
-                problems.add(value.at(lang), f"{key} in {lang} must be a text, got {text!r}")
+            if not isinstance(text, str) or not text.strip():
+                problems.add(value.at(lang), f"{key} in {lang} must be a text, got {short(text)}")
                 continue
-            texts.append(text)
-        value = " / ".join(texts)
-    elif not isinstance(value, str):
+            why = check_template(text, entity)
+            if why:
+                problems.add(value.at(lang), f"{key} in {lang}: {why}")
+                continue
+            texts[lang] = text
+        if not value:
+            problems.add(node.at(key), f"{key} by language needs at least one text: {{zh: …, en: …}}")
+        return " / ".join(texts.values()), texts
+    if not isinstance(value, str):
         problems.add(node.at(key), f"{key} is a text or a {{zh: …, en: …}} mapping")
-        return ""
+        return "", {}
     why = check_template(value, entity)
     if why:
         problems.add(node.at(key), why)
-    return value
+    return value, {}
 
 
 # --- loading --------------------------------------------------------------
@@ -252,8 +262,9 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         why = check_template(str(value), entity)
         if why:
             problems.add(labels.at(name), why)
-    title = _text(node, "title", entity, problems) or str(rule_id)
-    summary = _text(node, "summary", entity, problems)
+    title, titles = _text(node, "title", entity, problems)
+    title = title or str(rule_id)
+    summary, summaries = _text(node, "summary", entity, problems)
     for_seconds = 0.0
     if "for" in node:
         try:
@@ -270,7 +281,7 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         id=rule_id, title=title, entity=entity, when=when, severity=severity, pos=node.pos,
         owner=owner, labels={str(k): str(v) for k, v in labels.items()}, summary=summary,
         description=str(node.get("description", "")).strip(), for_seconds=for_seconds,
-        escalate=escalate,
+        escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
     )
 
 

@@ -23,7 +23,11 @@ at instants and expects, at later instants, exactly which alerts are firing
 
 The records run through engine.simulate (the live engine code on simulated
 time). Only the attributes an expected alert lists are compared (`labels` as a
-subset). `rules: [ids]` in an expectation restricts it to those rules.
+subset). `rules: [ids]` in an expectation restricts it to those rules. A rule
+written in several languages is checked in any of them: an expected `title` or
+`summary` text matches the alert's text in one language (values as stored: ISO
+dates, plain numbers) or all of them joined `zh / en`; `{zh: …, en: …}` checks
+each language given.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from engine.clock import iso, parse_duration, to_epoch
 from engine.evaluator import Evaluator
 from engine.rules import load_rules
 from engine.simulate import Simulation, sort_records
-from orderwatch.alert import AlertEvent
+from engine.templates import render
+from orderwatch.alert import AlertEvent, values_at
 from orderwatch.record import ChangeRecord, InvalidRecord
 from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file
 
@@ -237,9 +242,26 @@ def _compare(expected: list[Map], actual: list[AlertEvent], what: str) -> list[s
                 wrong = {k: (v, event.labels.get(k)) for k, v in labels.items() if str(v) != event.labels.get(k)}
                 for name, (w, g) in sorted(wrong.items()):
                     lines.append(f"  {ident[0]} {ident[1]}: label {name}: expected {w!r}, got {g!r}")
+            elif key in ("title", "summary"):
+                lines.extend(f"  {ident[0]} {ident[1]}: {line}" for line in _text_problems(key, exp[key], event))
             elif str(exp[key]) != str(getattr(event, key)):
                 lines.append(f"  {ident[0]} {ident[1]}: {key}: expected {str(exp[key])!r}, got {getattr(event, key)!r}")
     return lines
+
+
+def _text_problems(kind: str, expected: Any, event: AlertEvent) -> list[str]:
+    """How an alert's title/summary differs from the expected text (any language) or {language: text}."""
+    by_lang = (event.facts.get("texts") or {}).get(kind) or {}
+    values = {**(event.facts.get("values") or {}), **values_at(event.facts, event.at.timestamp())}
+    rendered = {lang: render(text, values, currency=True) for lang, text in by_lang.items() if lang}
+    joined = str(getattr(event, kind))
+    if isinstance(expected, Map):
+        return [f"{kind} in {lang}: expected {str(text)!r}, got {rendered.get(str(lang))!r}"
+                for lang, text in expected.items() if str(text) != rendered.get(str(lang))]
+    if str(expected) == joined or str(expected) in rendered.values():
+        return []
+    got = rendered.get("en") or joined
+    return [f"{kind}: expected {str(expected)!r}, got {got!r}"]
 
 
 def run_case(evaluator: Evaluator, case: Case) -> Result:

@@ -32,6 +32,11 @@ def missing(template: str, values: dict[str, Any]) -> list[str]:
     return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1) and values.get(m.group(1)) is None]
 
 
+def placeholders(template: str) -> list[str]:
+    """The names a template's placeholders refer to."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)]
+
+
 _COMPILED: dict[str, tuple[tuple[bool, str], ...]] = {}
 
 
@@ -53,6 +58,23 @@ def _compile(template: str) -> tuple[tuple[bool, str], ...]:
     return parts
 
 
-def render(template: str, values: dict[str, Any]) -> str:
-    """Substitute `{name}` placeholders; a missing value renders as empty text."""
-    return "".join(show(values.get(text)) if name else text for name, text in _compile(template))
+def is_money(name: str) -> bool:
+    """Whether a field holds an amount of money."""
+    return name == "amount" or name.endswith("_amount") or name == "unit_price"
+
+
+def render(template: str, values: dict[str, Any], currency: bool = False) -> str:
+    """Substitute `{name}` placeholders; a missing value renders as empty text.
+
+    `currency`: amounts carry the record's currency (`8000 EUR`) unless the text names
+    `{currency}` itself (a title or a summary; not a label, which is matched on)."""
+    parts = _compile(template)
+    unit = values.get("currency") if currency and not any(n and t == "currency" for n, t in parts) else None
+
+    def one(text: str) -> str:
+        value = values.get(text)
+        if unit and is_money(text) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{show(value)} {unit}"
+        return show(value)
+
+    return "".join(one(text) if name else text for name, text in parts)

@@ -86,4 +86,5 @@ class WorkerRebuild:
 def _resolved(alert: StoredAlert, at: datetime) -> AlertEvent:
     return AlertEvent(rule=alert.rule, entity=alert.entity, key=alert.key, state="resolved", at=at,
                       since=alert.starts_at, severity=alert.severity, title=alert.title, summary=alert.summary,
-                      owner=alert.owner, labels=alert.labels, escalate=alert.escalate)
+                      owner=alert.owner, labels=alert.labels, escalate=alert.escalate,
+                      facts=alert.facts)

@@ -136,7 +136,7 @@ def _start(scene: Scene) -> None:
     publish(scene.bootstrap, scene.app_id, [po("PO-A", "li.wei"), po("PO-B", "zhang.min")])
     (mail,) = scene.wait_mails("li.wei@example.com", 1)
     assert mail["Subject"] == "[告警 1] 采购到货逾期"
-    assert "PO PO-A from Acme Bearings is 9 days late" in mail.get_content()
+    assert "采购单 PO-A(Acme Bearings)已逾期 9 天" in mail.get_content()
     scene.wait_mails("zhang.min@example.com", 1)
     # Unacknowledged four hours on: the manager hears about both (one message per owner group).
     scene.advance(4 + 5 / 60)

@@ -88,7 +88,7 @@ def test_slack_incoming_webhook_text_and_blocks() -> None:
     assert header == {"type": "header", "text": {"type": "plain_text", "text": "[FIRING:2] PO delivery overdue"}}
     assert all(b["type"] == "section" and b["text"]["type"] == "mrkdwn" for b in sections)
     assert sections[0]["text"]["text"].startswith("<@U024BE7LH> *[FIRING] PO delivery overdue*")
-    assert "owner: 李伟 | severity: warning | since: 2025-03-03 02:00 CET" in sections[0]["text"]["text"]
+    assert "owner: 李伟 | severity: warning | since: 3 Mar 2025 02:00 Central European Standard Time (just now)" in sections[0]["text"]["text"]
     assert "orderwatch alerts ack fp00000000000000 fp00000000000001" in sections[-1]["text"]["text"]
 
 
@@ -174,7 +174,7 @@ def test_dingtalk_signed_markdown_with_at_mobile() -> None:
     assert body["msgtype"] == "markdown"
     assert body["markdown"]["title"] == "[升级] [告警 2] 采购到货逾期"
     assert body["markdown"]["text"].startswith("@13800000001\n\n**[升级] [告警 2] 采购到货逾期**")
-    assert "对象: purchase_order PO-2025-0042 | 负责人: 李伟" in body["markdown"]["text"]
+    assert "对象: 采购订单 PO-2025-0042 | 负责人: 李伟" in body["markdown"]["text"]
     assert body["at"] == {"atMobiles": ["13800000001"], "atUserIds": [], "isAtAll": False}
 
 
@@ -337,9 +337,9 @@ def test_email_in_the_recipients_language_through_a_real_smtp_server() -> None:
     assert zh["Subject"] == "[告警 2] 采购到货逾期" and zh["To"] == "li.wei@example.com"
     assert zh["From"] == "orderwatch@example.com" and zh["Content-Language"] == "zh-CN"
     text = zh.get_content()
-    assert "PO PO-2025-0042 from Acme is 9 days late" in text and "开始: 2025-03-03 09:00 CST" in text
+    assert "PO PO-2025-0042 from Acme is 9 days late" in text and "开始: 2025年3月3日 09:00 中国标准时间" in text
     assert "确认(停止提醒和升级): orderwatch alerts ack fp00000000000000 fp00000000000001" in text
-    assert en["Subject"] == "[FIRING:2] PO delivery overdue" and "since: 2025-03-03 02:00 CET" in en.get_content()
+    assert en["Subject"] == "[FIRING:2] PO delivery overdue" and "since: 3 Mar 2025 02:00 Central European Standard Time" in en.get_content()
     # The same outbox row always carries the same Message-ID (a resend after a crash is recognisable).
     assert zh["Message-ID"] == again["Message-ID"] != en["Message-ID"]
     assert zh["X-Orderwatch-Alerts"] == "fp00000000000000 fp00000000000001"

@@ -94,8 +94,10 @@ def test_records_become_stored_alerts_and_bad_input_is_dead_lettered(broker, wor
     assert sorted(alerts) == ["PO-A", "PO-C"]
     assert alerts["PO-A"].rule == "po-delivery-overdue"
     assert alerts["PO-A"].owner == "li.wei"
-    assert alerts["PO-A"].summary == (
-        f"PO PO-A from Acme Bearings is 9 days late (expected {(TODAY - timedelta(days=9)).isoformat()})"
+    expected = (TODAY - timedelta(days=9)).isoformat()
+    assert alerts["PO-A"].summary == (  # stored with both languages (messages are in the reader's)
+        f"采购单 PO-A(Acme Bearings)已逾期 9 天,预计到货 {expected} / "
+        f"PO PO-A from Acme Bearings is 9 days late (expected {expected})"
     )
 
     letters = read_topic(broker.bootstrap, f"{app_id}-deadletter", expect=2)

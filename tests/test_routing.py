@@ -86,7 +86,7 @@ def test_the_owner_hears_once_after_group_wait_then_daily(tmp_path: Path) -> Non
     assert who(tmp_path) == [("li.wei", [("PO-1", "firing"), ("PO-2", "firing")])]
     note = sent(tmp_path)[0]
     assert note["language"] == "zh" and note["subject"] == "[告警 2] 采购到货逾期"
-    assert "负责人: 李伟" in note["text"] and "开始: 2025-03-03 09:00 CST" in note["text"]
+    assert "负责人: 李伟" in note["text"] and "开始: 2025年3月3日 09:00 中国标准时间" in note["text"]
     for _ in range(10):
         p.step(60)
     assert len(sent(tmp_path)) == 1  # no duplicates while nothing changes

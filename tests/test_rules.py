@@ -390,7 +390,7 @@ def test_overdue_fires_when_time_passes_and_resolves_on_receipt() -> None:
     assert state["due"] == ts("2025-03-06T00:00:00")
     (fired,) = ev.evaluate([state], ts("2025-03-06T00:00:00"))
     assert (fired.state, fired.owner, fired.labels) == ("firing", "li.wei", {"family": "delay", "supplier": "Acme"})
-    assert fired.summary == "PO PO-7 from Acme is 1 days late (expected 2025-03-05)"
+    assert fired.summary == "采购单 PO-7(Acme)已逾期 1 天,预计到货 2025-03-05 / PO PO-7 from Acme is 1 days late (expected 2025-03-05)"
     assert fired.title == "采购到货逾期 / PO delivery overdue"
     assert ev.evaluate([state], ts("2025-03-10T00:00:00")) == []  # still firing: no new transition
     state = apply_record(state, record("PO-7", 2, status="received", expected_date="2025-03-05",

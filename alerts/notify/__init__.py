@@ -38,8 +38,12 @@ class SendContext:
     """What integrations share at delivery time."""
 
     http: aiohttp.ClientSession
-    renderer: Renderer = field(default_factory=Renderer)
+    renderer: Renderer = field(default=None)  # type: ignore[assignment]  # default: the built-in templates
     clock: Clock = time.time  # the alert layer's clock: when a (retried) notification actually goes out
+
+    def __post_init__(self) -> None:
+        if self.renderer is None:
+            self.renderer = Renderer(clock=self.clock)  # texts count days to when the message goes out
 
 
 class Receiver:
