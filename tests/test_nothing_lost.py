@@ -132,3 +132,76 @@ def test_alerts_wait_for_an_alert_store_that_is_down(broker: Any, app_id: str, t
         finally:
             worker.stop()
             proxy.down()
+
+
+SKIPPING_AGENT = '''
+import os
+import faust
+from orderwatch.consume import consume
+
+env = os.environ
+app = faust.App(env["T_APP"], broker=env["T_BROKER"], datadir=env["T_DATA"], store="memory://",
+                web_enabled=False, consumer_auto_offset_reset="earliest", topic_partitions=1)
+jumped = []
+
+
+@app.agent(app.topic(env["T_TOPIC"], value_serializer="raw", key_serializer="raw"))
+async def take(stream):
+    async def handle(events):
+        with open(env["T_OUT"], "a") as out:
+            out.writelines(f"{e.message.offset}\\n" for e in events)
+        if not jumped:  # the consumer moves past input nobody has read yet, as Faust's fetch loop can
+            jumped.append(True)
+            await app.consumer.seek(events[-1].message.tp, events[-1].message.offset + 10)
+
+    await consume(stream, 5, 0.05, handle, "skipping agent")
+
+
+if __name__ == "__main__":
+    app.main()
+'''
+
+
+def test_input_the_consumer_skips_is_read_again(broker: Any, app_id: str, tmp_path: Path) -> None:
+    """A consumer that moves past messages before anyone read them (Faust does, when a rebalance
+    interrupts its fetch loop) is sent back to read them: every message is handled."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from aiokafka import AIOKafkaProducer
+
+    from tests.conftest import stop_process
+
+    topic, out = f"{app_id}-skip", tmp_path / "handled.txt"
+
+    async def send(values: range) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for i in values:
+                await producer.send_and_wait(topic, str(i).encode(), partition=0)
+        finally:
+            await producer.stop()
+
+    def handled() -> list[int]:
+        return [int(line) for line in out.read_text().split()] if out.exists() else []
+
+    asyncio.run(send(range(1)))
+    script = tmp_path / "agent.py"
+    script.write_text(SKIPPING_AGENT)
+    log = tmp_path / "agent.log"
+    env = {**os.environ, "T_APP": app_id, "T_BROKER": broker.url, "T_DATA": str(tmp_path / "data"),
+           "T_TOPIC": topic, "T_OUT": str(out), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, str(script), "worker", "-l", "warn"], stdout=sink,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_for(lambda: handled() == [0], 60, "the first message handled")
+        asyncio.run(send(range(1, 30)))  # the consumer now sits at offset 10: 1-9 were skipped
+        wait_for(lambda: set(range(30)) <= set(handled()), 60, "every message handled")
+    finally:
+        stop_process(proc, timeout=10)
+    assert "the consumer skipped offsets 1-9 of" in log.read_text(), log.read_text()[-3000:]
+    assert sorted(handled()) == list(range(30)), "each message handled once"
