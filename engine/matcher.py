@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import secrets
 from typing import Any
 
@@ -107,15 +108,21 @@ _ID_MARK = '"id":"'
 _MARK = f"\u0000orderwatch-number-{secrets.token_hex(8)}-"
 
 
+# A number token with an exponent and no point, as orjson writes one (`:1e+16`, `,-1e-05]`). Text
+# inside a string can look like it too: then the facts themselves are looked at.
+_SUSPECT = re.compile(r"[:,\[]-?[0-9]+e")
+
+
 def _payload(facts: list[dict[str, Any]]) -> str:
     """The facts as durable_rules reads them (and survives)."""
-    if any(_exponent(fact) for fact in facts):
-        numbers: list[str] = []
-        payload = _dumps([_marked(fact, numbers) for fact in facts])
-        for i, text in enumerate(numbers):
-            payload = payload.replace(f'"{_MARK}{i}"', text, 1)
+    payload = _dumps(facts)
+    if _SUSPECT.search(payload) is None or not any(_exponent(fact) for fact in facts):
         return payload
-    return _dumps(facts)
+    numbers: list[str] = []
+    payload = _dumps([_marked(fact, numbers) for fact in facts])
+    for i, text in enumerate(numbers):
+        payload = payload.replace(f'"{_MARK}{i}"', text, 1)
+    return payload
 
 
 def _dumps(value: Any) -> str:

@@ -156,7 +156,7 @@ class Engine:
         dead_letters: list[tuple[DeadLetter, int, int]] = []
         shares: dict[int, list[dict[str, Any]]] = {}  # derived partition → contributions
         sources, partitions = self.source_entities, self.settings.partitions
-        table = self.table.data
+        table = _readable(self.table.data)
         history_limit = self.settings.history_limit
         topic = self.settings.changes_topic
         counts: dict[str, int] = {}  # records in, per entity: one metric update per batch
@@ -253,7 +253,7 @@ class Engine:
         touched_by_p: dict[int, dict[str, EntityState]] = {}
         events_by_p: dict[int, list[AlertEvent]] = {}
         dead_letters: list[tuple[DeadLetter, int, int]] = []
-        table = self.derived_table.data
+        table = _readable(self.derived_table.data)
         topic = self.settings.derived_topic
         for value, partition, offset in messages:
             try:
@@ -335,9 +335,10 @@ class Engine:
         }
         await self.output.write_states(table.changelog_topic.get_topic_name(), partition, writes)
         data = table.data
+        held = _readable(data)
         key_partition = getattr(data, "_key_partition", None)
         for ek, value in writes.items():
-            existed = isinstance(data.get(ek), dict)
+            existed = isinstance(held.get(ek), dict)
             if value is None:
                 data.pop(ek, None)
                 if existed:
@@ -510,6 +511,13 @@ def _restore(state: EntityState, mark: tuple[dict[str, float], dict[str, float] 
         state.pop("pending", None)
     else:
         state["pending"] = pending.copy()
+
+
+def _readable(store: Any) -> Any:
+    """What to look states up in: the memory store's own dict where it has one (Faust's store
+    answers `get` through Mapping's, which raises and catches KeyError for every new key)."""
+    data = getattr(store, "data", None)
+    return data if type(data) is dict else store
 
 
 def _held(table: Any) -> int:
