@@ -41,8 +41,9 @@ from console.pages import Viewer
 PREFIX = "/console"
 STATIC = ("console.css", "console.js")
 ACTIONS = ("ack", "resolve", "comment", "snooze")
-VIEWER = web.RequestKey("orderwatch.console.viewer", Viewer)
-SESSION = web.RequestKey("orderwatch.console.session", sessions.Session)
+_KEY = getattr(web, "RequestKey", None)  # typed request keys (newer aiohttp); plain names before
+VIEWER: Any = _KEY("orderwatch.console.viewer", Viewer) if _KEY else "orderwatch.console.viewer"
+SESSION: Any = _KEY("orderwatch.console.session", sessions.Session) if _KEY else "orderwatch.console.session"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -400,3 +400,9 @@ def test_link_for_uses_the_alerts_file(site: Site) -> None:
     with pytest.raises(links.BadLink, match="expired"):
         links.verify(urllib.parse.unquote(url.split("t=", 1)[1]), secret=SECRET, now=site.clock.now + DAY)
     assert datetime.fromtimestamp(link.expires, UTC) == datetime.fromtimestamp(site.clock.now + DAY, UTC)
+
+
+def test_both_languages_have_every_text() -> None:
+    from console.i18n import CATALOGUE
+
+    assert set(CATALOGUE["en"]) == set(CATALOGUE["zh"])
