@@ -406,3 +406,17 @@ def test_both_languages_have_every_text() -> None:
     from console.i18n import CATALOGUE
 
     assert set(CATALOGUE["en"]) == set(CATALOGUE["zh"])
+
+
+def test_the_console_secret_comes_from_the_file_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orderwatch.yamlsrc import SourceError
+
+    with pytest.raises(SourceError, match=r"alerts.yaml:2:.*console secret needs at least 32 characters"):
+        config("console:\n  secret: short\n")
+    with pytest.raises(SourceError, match="unknown key|not a key|session_tll"):
+        config(f"console: {{secret: {SECRET}, session_tll: 2h}}\n")
+    monkeypatch.setenv("ORDERWATCH_CONSOLE_SECRET", SECRET)
+    assert config("language: zh\n").console.secret == SECRET
+    assert config("console: {link_ttl: 3d}\n").console.link_ttl == 3 * DAY
+    monkeypatch.delenv("ORDERWATCH_CONSOLE_SECRET")
+    assert config("language: zh\n").console.secret == ""  # nobody signs in; tokens still work
