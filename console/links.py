@@ -33,11 +33,12 @@ class Link:
     expires: int  # epoch seconds
 
 
-def _b64(data: bytes) -> str:
+def b64encode(data: bytes) -> str:
+    """URL-safe base64 without padding (fits a query parameter and a cookie as it is)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
+def b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -46,7 +47,7 @@ def sign(secret: str, purpose: str, payload: bytes) -> str:
     if not secret:
         raise ValueError("the console has no secret: set console.secret in the alerts file or "
                          "ORDERWATCH_CONSOLE_SECRET")
-    return _b64(hmac.new(secret.encode(), purpose.encode() + b"\n" + payload, hashlib.sha256).digest())
+    return b64encode(hmac.new(secret.encode(), purpose.encode() + b"\n" + payload, hashlib.sha256).digest())
 
 
 def safe_target(target: str | None) -> str:
@@ -61,7 +62,7 @@ def token(person: str, target: str, expires: datetime | float, *, secret: str) -
     when = int(expires.timestamp() if isinstance(expires, datetime) else expires)
     payload = json.dumps({"p": person, "t": safe_target(target), "e": when}, separators=(",", ":"),
                          ensure_ascii=False).encode()
-    return f"{_b64(payload)}.{sign(secret, 'link', payload)}"
+    return f"{b64encode(payload)}.{sign(secret, 'link', payload)}"
 
 
 def signed_url(base_url: str, person: str, target: str, expires: datetime | float, *,
@@ -78,7 +79,7 @@ def verify(value: str, *, secret: str, now: float) -> Link:
     if not dot or not encoded or not signature:
         raise BadLink("this is not a sign-in link")
     try:
-        payload = _unb64(encoded)
+        payload = b64decode(encoded)
     except ValueError:
         raise BadLink("this sign-in link was altered") from None
     if not hmac.compare_digest(sign(secret, "link", payload), signature):

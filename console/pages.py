@@ -66,6 +66,11 @@ def _order(a: StoredAlert) -> tuple[int, datetime, str]:
     return (-SEVERITY_RANK.get(a.severity, -1), a.starts_at, a.fingerprint)
 
 
+def zone_of(config: AlertsConfig, viewer: Viewer) -> ZoneInfo:
+    """Times are shown in the person's time zone (a machine: the alerts file's)."""
+    return ZoneInfo(viewer.person.timezone if viewer.person else config.timezone)
+
+
 def alert_doc(a: StoredAlert, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
     doc = alert_json(a)
     doc["age_seconds"] = max(0, int((now - a.starts_at).total_seconds()))
@@ -84,7 +89,7 @@ def my_exceptions(store: AlertStore, config: AlertsConfig, viewer: Viewer, query
     for name in FILTERS:
         found = Counter(value_of(a, name) for a in mine)
         counts[name] = {k: found[k] for k in sorted(found, key=lambda k: (-found[k], k)) if k}
-    zone = ZoneInfo(viewer.person.timezone if viewer.person else config.timezone)
+    zone = zone_of(config, viewer)
     digest = hashlib.sha256("|".join(f"{a.fingerprint}:{a.state}:{a.severity}:{a.last_change.isoformat()}"
                                      for a in shown).encode()).hexdigest()[:16]
     return {"viewer": viewer.to_dict(), "filters": chosen, "total": len(mine), "shown": len(shown),
@@ -97,7 +102,7 @@ def alert_page(store: AlertStore, config: AlertsConfig, viewer: Viewer, fingerpr
     found = store.get(fingerprint)
     if found is None or not sees(config, viewer, found):
         return None
-    zone = ZoneInfo(viewer.person.timezone if viewer.person else config.timezone)
+    zone = zone_of(config, viewer)
     doc = alert_doc(found, now, zone)
     doc["history"] = [{**e.to_dict(), "at_local": e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")}
                       for e in store.events(fingerprint)]

@@ -13,7 +13,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from console.links import _b64, _unb64, sign
+from console.links import b64decode, b64encode, sign
 
 COOKIE = "orderwatch_session"
 LANG_COOKIE = "orderwatch_lang"
@@ -39,7 +39,7 @@ def start(person: str, now: float, ttl: float) -> Session:
 def cookie_value(session: Session, secret: str) -> str:
     payload = json.dumps({"p": session.person, "e": session.expires, "n": session.nonce},
                          separators=(",", ":"), ensure_ascii=False).encode()
-    return f"{_b64(payload)}.{sign(secret, 'session', payload)}"
+    return f"{b64encode(payload)}.{sign(secret, 'session', payload)}"
 
 
 def read(value: str | None, secret: str, now: float) -> Session | None:
@@ -48,7 +48,7 @@ def read(value: str | None, secret: str, now: float) -> Session | None:
         return None
     encoded, _, signature = value.partition(".")
     try:
-        payload = _unb64(encoded)
+        payload = b64decode(encoded)
         if not hmac.compare_digest(sign(secret, "session", payload), signature):
             return None
         doc = json.loads(payload)

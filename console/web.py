@@ -215,7 +215,7 @@ class Console:
             back = safe_back(form.get("back"))
             raise web.HTTPSeeOther(f"{back}{'&' if '?' in back else '?'}done={action}")
         current = await asyncio.to_thread(self.store.get, fp) if status != 404 else None
-        doc: dict[str, Any] = {"alert": pages.alert_doc(current, now_of(self.clock), _zone(self.config, viewer))} \
+        doc: dict[str, Any] = {"alert": pages.alert_doc(current, now_of(self.clock), pages.zone_of(self.config, viewer))} \
             if current is not None else {}
         if status != 200:
             doc["error"] = message
@@ -242,12 +242,6 @@ class Console:
         if not do([fp], viewer.actor, comment, at):
             return 409, f"alert {fp} is {found.state}: nothing to {action}"
         return 200, action
-
-
-def _zone(config: AlertsConfig, viewer: Viewer) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(viewer.person.timezone if viewer.person else config.timezone)
 
 
 def _duration(form: dict[str, str]) -> float:
