@@ -308,14 +308,23 @@ def faust_pages_off(app: faust.App) -> None:
         setattr(app.conf, setting, False)
 
 
-def require_tokens(app: faust.App, api: AlertsApi, open_paths: Collection[str]) -> None:
+Guard = Callable[[aioweb.Request, Handler], Awaitable[aioweb.StreamResponse]]
+
+
+def require_tokens(app: faust.App, api: AlertsApi, open_paths: Collection[str],
+                   guarded_by: Mapping[str, Guard] | None = None) -> None:
     """Answer every request to the app's web server 401 without a valid token (403 without the scope
     its method needs), except the paths in `open_paths`, before any page handler runs. Unknown
-    paths too: nobody without a token learns which pages exist."""
+    paths too: nobody without a token learns which pages exist. `guarded_by` hands the paths
+    under a prefix to another guard (the console's: a session or a token, console/web.py)."""
     allowed = frozenset(open_paths)
+    others = dict(guarded_by or {})
 
     @aioweb.middleware
     async def check_token(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
+        for prefix, guard in others.items():
+            if request.path == prefix or request.path.startswith(prefix + "/"):
+                return await guard(request, handler)
         if request.path not in allowed:
             try:
                 api.authorize(request, scope_of(request.method))

@@ -8,6 +8,8 @@ the README (Alerts) for the reference.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,9 @@ from alerts.yamlcheck import (
 from orderwatch.yamlsrc import Map, Pos, SourceError, load_file
 
 _KEYS = {"owners", "language", "timezone", "external_url", "api", "receivers", "route", "inhibit_rules",
-         "templates", "delivery"}
+         "templates", "delivery", "console"}
+CONSOLE_SECRET_ENV = "ORDERWATCH_CONSOLE_SECRET"  # the console's signing secret when the file has none
+MIN_SECRET = 32
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,15 @@ class ApiToken:
         return scope in self.scopes or "write" in self.scopes
 
 
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The owners' console (console/): the secret that signs sign-in links and sessions, and lifetimes."""
+
+    secret: str = ""  # empty: nobody signs in (API tokens still work)
+    link_ttl: float = 7 * 86400.0  # how long a sign-in link in a notification stays valid
+    session_ttl: float = 12 * 3600.0  # how long a session started by a link lasts
+
+
 @dataclass
 class AlertsConfig:
     path: str = ""
@@ -77,6 +90,7 @@ class AlertsConfig:
     external_url: str = ""
     language: str = "en"
     timezone: str = "UTC"
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
 def _owners(doc: Map, base: Path, problems: Problems, language: str, zone: str) -> Directory:
@@ -151,11 +165,38 @@ def _delivery(doc: Map, problems: Problems) -> Delivery:
     )
 
 
+def _console(doc: Map, problems: Problems, env: Mapping[str, str]) -> ConsoleSettings:
+    node = as_map(doc["console"], doc.at("console"), "console", problems) if "console" in doc else None
+    d = ConsoleSettings()
+    if node is None:
+        secret = env.get(CONSOLE_SECRET_ENV, "")
+        if secret and len(secret) < MIN_SECRET:
+            problems.add(Pos("(environment)", 1, 1), f"{CONSOLE_SECRET_ENV} needs at least {MIN_SECRET} characters")
+            secret = ""
+        return ConsoleSettings(secret=secret)
+    check_keys(node, {"secret", "link_ttl", "session_ttl"}, problems, "console")
+    secret = get_str(node, "secret", problems, "") or env.get(CONSOLE_SECRET_ENV, "")
+    if secret and len(secret) < MIN_SECRET:
+        problems.add(node.at("secret") if "secret" in node else doc.at("console"),
+                     f"the console secret needs at least {MIN_SECRET} characters (e.g. `openssl rand -hex 32`)")
+        secret = ""
+    return ConsoleSettings(secret=secret,
+                           link_ttl=get_duration(node, "link_ttl", problems, d.link_ttl) or d.link_ttl,
+                           session_ttl=get_duration(node, "session_ttl", problems, d.session_ttl) or d.session_ttl)
+
+
+def _console_from_env() -> ConsoleSettings:
+    problems = Problems()
+    settings = _console(Map(), problems, os.environ)
+    problems.raise_if_any()
+    return settings
+
+
 def parse_config(doc: Any, path: str, base: Path) -> AlertsConfig:
     """Validate a parsed alerts document; raise SourceError listing every problem."""
     problems = Problems()
     if doc is None:
-        return AlertsConfig(path=path)
+        return AlertsConfig(path=path, console=_console_from_env())
     if not isinstance(doc, Map):
         raise SourceError([(getattr(doc, "pos", Pos(path, 1, 1)), "the alerts file is a mapping")])
     substitute_env(doc, problems)
@@ -197,7 +238,8 @@ def parse_config(doc: Any, path: str, base: Path) -> AlertsConfig:
     if external_url and not external_url.startswith(("http://", "https://")):
         problems.add(doc.at("external_url"), "external_url must start with http:// or https://")
     config = AlertsConfig(path, directory, receivers, route, inhibit, templates, _delivery(doc, problems),
-                          _tokens(doc, problems), external_url, language, zone)
+                          _tokens(doc, problems), external_url, language, zone,
+                          _console(doc, problems, os.environ))
     problems.raise_if_any()
     return config
 
@@ -205,6 +247,6 @@ def parse_config(doc: Any, path: str, base: Path) -> AlertsConfig:
 def load_alerts_config(path: str | Path | None) -> AlertsConfig:
     """Read the alerts YAML file (an empty path: nothing configured, store and console only)."""
     if not path:
-        return AlertsConfig()
+        return AlertsConfig(console=_console_from_env())
     doc = load_file(path)
     return parse_config(doc, str(path), Path(path).resolve().parent)

@@ -279,6 +279,16 @@ class AlertStore:
         return self._act(fingerprints, OPEN_STATES, "resolved", actor, comment, at,
                          {"resolved_by": actor, "resolved_at": at, "dispatch_pending": True})
 
+    def comment(self, fingerprint: str, actor: str, comment: str, at: datetime | None = None) -> bool:
+        """Add a comment to an alert's history (in any state); False if there is no such alert."""
+        if not comment.strip():
+            raise ValueError("a comment needs some text")
+        with Session(self.engine) as session, session.begin():
+            if session.get(AlertRow, fingerprint) is None:
+                return False
+            self.record(session, [fingerprint], "commented", actor, at or datetime.now(UTC), comment=comment)
+            return True
+
     def _act(self, fingerprints: Iterable[str], from_states: Sequence[str], to_state: str, actor: str,
              comment: str | None, at: datetime, values: dict[str, Any]) -> builtins.list[str]:
         fps = sorted(set(fingerprints))

@@ -21,6 +21,8 @@ from alerts.api import faust_pages_off, require_tokens
 from alerts.business import register as register_order_metrics
 from alerts.sink import AlertSink
 from alerts.store import AlertStore
+from console.web import PREFIX as CONSOLE_PREFIX
+from console.web import attach as attach_console
 from engine.changelog import Output
 from engine.evaluator import Evaluator
 from engine.fields import NONE as NO_FIELDS
@@ -106,12 +108,15 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
 
 def _add_web(worker: Worker) -> None:
     """The worker's pages. Only /metrics and /healthz answer without a token; everything else (order
-    states, alerts, status, Faust's own pages, anything added later) needs one (alerts/api.py)."""
+    states, alerts, status, Faust's own pages, anything added later) needs one (alerts/api.py), or,
+    under /console, a person's session (console/web.py)."""
     app, engine = worker.app, worker.engine
     faust_pages_off(app)
     alerts_api = attach_alerts_api(app, worker.store, worker.settings, config=worker.sink.config,
                                    clock=worker.sink.clock)
-    require_tokens(app, alerts_api, open_paths=("/metrics", "/healthz"))
+    console = attach_console(app, worker.store, worker.sink.config, alerts_api, worker.sink.clock)
+    require_tokens(app, alerts_api, open_paths=("/metrics", "/healthz"),
+                   guarded_by={CONSOLE_PREFIX: console.guard})  # a session or a token
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import sqlite3
+import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from connectors.base import BookmarkStore
 from connectors.publisher import Publisher
 from connectors.runner import ConnectorRunner
+from console.links import link_for
 from orderwatch.app import Worker, build_worker, request_stop, run_worker
 from orderwatch.broker import EmbeddedBroker, free_port
 from orderwatch.config import REPO_ROOT, Settings
@@ -238,6 +242,30 @@ def print_summary(worker: Worker, dead_letters: int) -> None:
     print(f"alert store:              {worker.settings.store_url}", flush=True)
 
 
+# The demo data's owners, for the console: who sees what, in which language.
+_DEMO_OWNERS = """
+owners:
+  people:
+    li.wei: {name: 李伟, language: zh, team: purchasing}
+    wang.fang: {name: 王芳, language: zh, team: purchasing}
+    amy.chen: {name: 陈艾米 Amy Chen, language: zh, team: sales}
+    tom.keller: {name: Tom Keller, language: en, team: sales}
+    zhao.min: {name: 赵敏, language: zh, team: finance}
+  teams:
+    purchasing: {name: 采购部 Purchasing, manager: wang.fang}
+    sales: {name: 销售部 Sales}
+    finance: {name: 财务部 Finance}
+"""
+
+
+def _console_file(data: Path, base: str) -> Path:
+    """The demo's alerts file: its owners and a console secret for this run (nobody is notified)."""
+    path = data / "alerts.yaml"
+    path.write_text(f"external_url: {base}\nconsole: {{secret: {secrets.token_hex(32)}}}\n{_DEMO_OWNERS}",
+                    encoding="utf-8")
+    return path
+
+
 def run_demo(exit_when_idle: bool, web_port: int | None, datadir: str) -> int:
     data = Path(datadir).resolve()
     shutil.rmtree(data, ignore_errors=True)  # the embedded broker starts empty, so do bookmarks
@@ -250,9 +278,12 @@ def run_demo(exit_when_idle: bool, web_port: int | None, datadir: str) -> int:
             broker=broker.url, datadir=str(data), app_id="orderwatch-demo",
             web_port=web_port if web_port else free_port(), tick_seconds=1.0,
         )
+        base = f"http://{settings.web_host}:{settings.web_port}"
+        settings = replace(settings, alerts=str(_console_file(data, base)))
         worker = build_worker(settings)
-        print(f"orderwatch demo: embedded broker {broker.bootstrap}, "
-              f"metrics http://{settings.web_host}:{settings.web_port}/metrics", flush=True)
+        print(f"orderwatch demo: embedded broker {broker.bootstrap}, metrics {base}/metrics", flush=True)
+        print(f"console (signed in as wang.fang, purchasing manager): "
+              f"{link_for(worker.sink.config, 'wang.fang', '/console/', time.time())}", flush=True)
         print("alerts as they fire:", flush=True)
         return run_worker(worker, on_started=lambda w: _drive(w, exit_when_idle, data))
 

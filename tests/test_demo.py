@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from alerts.config import load_alerts_config
+from console import links
 from orderwatch.broker import free_port
 from tests.conftest import ORDERWATCH, stop_process, tansu_pids, wait_for
 
@@ -54,6 +58,13 @@ def test_demo_prints_overdue_alerts_serves_metrics_and_exits_when_idle(tmp_path:
     assert "SZ-PO-0101  owner=wang.fang" in output
     assert "dead-lettered payloads:   1" in output
     assert "open alerts:              20" in output
+    # A newcomer's way into the console: a personal sign-in link, valid with this run's secret.
+    found = re.search(rf"console \(signed in as wang\.fang, purchasing manager\): "
+                      rf"(http://127\.0\.0\.1:{port}/console/signin\?t=\S+)", output)
+    assert found, output
+    secret = load_alerts_config(tmp_path / "demo" / "alerts.yaml").console.secret
+    link = links.verify(urllib.parse.unquote(found.group(1).split("t=", 1)[1]), secret=secret, now=time.time())
+    assert (link.person, link.target) == ("wang.fang", "/console/")
     records = [s.get("orderwatch_records_in_total", 0.0) for s in samples]
     assert records and records[-1] == 27.0, records
     assert records[0] < records[-1], "the counters moved while the demo ran"

@@ -97,6 +97,7 @@ def test_every_page_needs_a_token_and_a_read_token_cannot_write(
     alerts.write_text(ALERTS_FILE, encoding="utf-8")
     table = routes(alerts, app_id, tmp_path)
     assert ("GET", "/api/orders/{entity}/{key}") in table and ("POST", "/api/alerts/{fingerprint}/ack") in table
+    assert ("GET", "/console/") in table and ("POST", "/console/alerts/{fingerprint}/{action}") in table
 
     monkeypatch.setenv("ORDERWATCH_ALERTS", str(alerts))
     store_url = f"sqlite:///{tmp_path / 'alerts.sqlite'}"
@@ -111,7 +112,7 @@ def test_every_page_needs_a_token_and_a_read_token_cannot_write(
         wait_for(lambda: call("GET", f"{base}/api/orders/purchase_order/PO-1", READER)[0] == 200, 60,
                  f"PO-1 in the engine; worker log:\n{worker.log()}")
         samples = {"entity": "purchase_order", "key": "PO-1", "fingerprint": fp, "silence_id": "no-such-silence",
-                   "name": "order_state"}
+                   "name": "order_state", "action": "ack"}
         requests = [(method, fill(pattern, samples)) for method, pattern in table]
         # Faust's own pages as they were served before, and a path nobody registered.
         requests += [("GET", "/table/order_state/purchase_order:PO-1/"), ("GET", "/table/"), ("GET", "/router/"),

@@ -1,0 +1,90 @@
+"""The console in a real browser (Debian's chromium, driven through chromedriver by Selenium).
+
+A person opens their signed link on a phone-sized screen, sees their alert on "my exceptions"
+in their language, acknowledges it with a comment, and the store records it under them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import ci
+from tests.test_console import PO1, PO2, Site, site  # noqa: F401  (the fixture)
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if not (CHROMIUM and DRIVER) and not ci():
+    pytest.skip("apt-get install chromium chromium-driver (.ci/run does)", allow_module_level=True)
+
+
+@pytest.fixture
+def phone() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=375,740"):
+        options.add_argument(arg)
+    # A phone: 375 CSS pixels wide, touch, a phone's user agent.
+    options.add_experimental_option("mobileEmulation", {
+        "deviceMetrics": {"width": 375, "height": 740, "pixelRatio": 2.0, "touch": True},
+        "userAgent": "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36",
+    })
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(DRIVER)))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def no_horizontal_scroll(driver: Any) -> bool:
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    viewport = driver.execute_script("return window.innerWidth")
+    return bool(width <= viewport)
+
+
+def test_open_the_link_see_the_alert_and_acknowledge_it_on_a_phone(site: Site, phone: Any) -> None:  # noqa: F811
+    wait = WebDriverWait(phone, 20)
+    phone.get(site.link("li.wei"))
+    wait.until(ec.presence_of_element_located((By.ID, "live")))
+    assert phone.current_url.endswith("/console/")
+    assert "我的异常" in phone.find_element(By.TAG_NAME, "h1").text  # li.wei reads Chinese
+    card = phone.find_element(By.ID, f"a-{PO1.fingerprint}")
+    assert "PO-1" in card.text and not phone.find_elements(By.ID, f"a-{PO2.fingerprint}")
+    assert no_horizontal_scroll(phone), "my exceptions scrolls sideways at 375px"
+
+    card.find_element(By.TAG_NAME, "summary").click()
+    card.find_element(By.NAME, "comment").send_keys("已联系供应商，周五到货")
+    card.find_element(By.CSS_SELECTOR, "button[value=ack]").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.done")))
+    assert "已确认" in phone.find_element(By.CSS_SELECTOR, "p.done").text
+    stored = site.store.get(PO1.fingerprint)
+    assert (stored.state, stored.acked_by, stored.ack_comment) == ("acknowledged", "li.wei", "已联系供应商，周五到货")
+    card = phone.find_element(By.ID, f"a-{PO1.fingerprint}")
+    assert "已确认" in card.text and "li.wei" in card.text
+
+    # The alert's page, in English after switching, still fits the phone.
+    phone.find_element(By.CSS_SELECTOR, f"#a-{PO1.fingerprint} a.title").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "ol.history")))
+    phone.find_element(By.CSS_SELECTOR, "a.lang").click()
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "ol.history"), "acknowledged"))
+    assert "li.wei" in phone.find_element(By.CSS_SELECTOR, "ol.history").text
+    assert no_horizontal_scroll(phone), "the alert page scrolls sideways at 375px"
+
+
+def test_the_list_updates_without_a_reload(site: Site, phone: Any) -> None:  # noqa: F811
+    phone.get(site.link("li.wei"))
+    WebDriverWait(phone, 20).until(ec.presence_of_element_located((By.ID, "live")))
+    marker = phone.execute_script("document.body.dataset.loaded = 'once'; return document.body.dataset.loaded")
+    site.store.resolve([PO1.fingerprint], "chen.jie", "arrived", site.clock.dt)
+    # The script polls every 15 s and when the page becomes visible again: make it look now.
+    phone.execute_script("document.dispatchEvent(new Event('visibilitychange'));")
+    WebDriverWait(phone, 40).until(lambda d: not d.find_elements(By.ID, f"a-{PO1.fingerprint}"))
+    assert marker == phone.execute_script("return document.body.dataset.loaded"), "the page was reloaded"
