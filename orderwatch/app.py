@@ -29,7 +29,7 @@ from engine.fields import NONE as NO_FIELDS
 from engine.fields import load_declared
 from engine.pipeline import Clock, Engine
 from engine.rules import load_rules
-from orderwatch import consume, gcpolicy, reach, shutdown
+from orderwatch import consume, gcpolicy, liveness, reach, shutdown
 from orderwatch.config import Settings
 from orderwatch.rebuild import WorkerRebuild
 from orderwatch.topics import bootstrap_of, ensure_topics
@@ -60,6 +60,7 @@ class Worker:
     store: AlertStore
     output: Output
     rebuild: WorkerRebuild | None = None  # notices a broker that restarted empty (orderwatch/rebuild.py)
+    liveness: liveness.Liveness | None = None  # restarts a worker Faust left not reading (orderwatch/liveness.py)
 
 
 def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
@@ -96,6 +97,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     app.timer(order_metrics.max_age / 3, name="orderwatch.business_metrics")(order_metrics.refresh)
     worker = Worker(settings, app, engine, sink, store, output)
     worker.rebuild = WorkerRebuild(worker)
+    worker.liveness = liveness.watch(worker)
     _add_web(worker)
     gcpolicy.install(app)
 
@@ -163,6 +165,7 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
     asyncio.set_event_loop(loop)
     consume.on_failure(request_stop)
     code = 0
+    watchdog: asyncio.Task[None] | None = None
     try:
         with shutdown.bounded():
             loop.run_until_complete(reach.until_reached(lambda: _create_topics(settings)))
@@ -170,6 +173,7 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
                 loop.run_until_complete(worker.rebuild.at_start())
             if on_started is not None:
                 worker.app.task(lambda: on_started(worker))
+            watchdog = loop.create_task(worker.liveness.run()) if worker.liveness is not None else None
 
             @worker.app.on_before_shutdown.connect  # type: ignore[misc, arg-type]
             async def _test_hang(app: faust.App, **_: Any) -> None:
@@ -189,6 +193,8 @@ def run_worker(worker: Worker, on_started: Callable[[Worker], Any] | None = None
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         worker.store.close()
     # A failed batch stopped the worker: say so with the exit code (a supervisor restarts it).
     return 1 if consume.failure() is not None and code == 0 else code

@@ -57,6 +57,11 @@ INPUT_REFETCHED = Counter(
     "Messages the consumer skipped (Faust's fetch loop, around a rebalance) that were read from the broker directly",
     ["component"],
 )
+WORKER_RESTARTS = Counter(
+    "orderwatch_worker_restarts_total",
+    "Times a worker started itself afresh (exec), by reason; counted in the process that restarts",
+    ["reason"],
+)
 WORKER_FAILURES = Counter(
     "orderwatch_worker_failures_total",
     "Failures that stopped a worker without acknowledging the input being handled",

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alerts.states import OPEN_STATES
 from alerts.store import StoredAlert
+from orderwatch import liveness
 from orderwatch.alert import AlertEvent
 from orderwatch.epoch import BROKER_RESETS, BrokerWatch, EpochFile
 
@@ -57,11 +57,8 @@ class WorkerRebuild:
             self.restart(self.resets + 1)
 
     def restart(self, resets: int) -> None:
-        print("orderwatch: the worker starts afresh to rebuild its state from what the connectors resend",
-              flush=True)
         os.environ[_INHERITED] = str(resets)
-        self.worker.store.close()
-        os.execv(sys.executable, sys.orig_argv)
+        liveness.restart(self.worker, "the worker starts afresh to rebuild its state from what the connectors resend")
 
     async def reconcile(self) -> int:
         """Resolve the alerts open since before the reset whose condition the rebuilt engine no

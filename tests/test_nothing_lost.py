@@ -205,3 +205,28 @@ def test_input_the_consumer_skips_is_read_again(broker: Any, app_id: str, tmp_pa
         stop_process(proc, timeout=10)
     assert "the consumer skipped offsets 1-9 of" in log.read_text(), log.read_text()[-3000:]
     assert sorted(handled()) == list(range(30)), "each message handled once"
+
+
+def test_a_worker_that_faust_never_resumes_starts_afresh(broker: Any, app_id: str, tmp_path: Path,
+                                                          spawn: Any) -> None:
+    """After a rebalance Faust's resume hangs (as in a fault trial): the worker holds its partitions
+    and reads nothing. Past `resume_deadline` it says so, starts afresh and every alert is stored."""
+    from orderwatch.broker import free_port
+
+    keys = [f"PO-STALL-{i:03d}" for i in range(40)]
+    publish(broker.bootstrap, app_id, _overdue(keys))
+    db = tmp_path / "alerts.sqlite"
+    proc = spawn("worker", "--broker", broker.url, "--app-id", app_id, "--datadir", str(tmp_path / "data"),
+                 "--web-port", str(free_port()), "--store", f"sqlite:///{db}", "--tick", "1",
+                 env={"ORDERWATCH_TEST_STALL_RESUME": "1", "ORDERWATCH_RESUME_DEADLINE": "8"})
+    wait_for(lambda: "starts afresh" in proc.log_path.read_text(errors="replace"), 90,
+             "the worker noticing that its input was never resumed")
+    store = AlertStore(f"sqlite:///{db}")
+    try:
+        wait_for(lambda: {a.key for a in store.list(state="firing")} >= set(keys), 90,
+                 "every overdue PO's alert stored after the fresh start")
+    finally:
+        store.close()
+    log = proc.log_path.read_text(errors="replace")
+    assert "the resume after this rebalance hangs on purpose" in log
+    assert log.count("hangs on purpose") == 1, "the fresh process resumes normally"
