@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import calendar as calendars
 from engine.clock import parse_duration
 from engine.conditions import (
     OPERATORS,
@@ -62,8 +63,8 @@ __all__ = [
 
 SEVERITIES = ("info", "warning", "critical")
 RULE_KEYS = {
-    "id", "title", "description", "entity", "when", "for", "severity", "owner", "labels",
-    "summary", "escalate",
+    "id", "title", "description", "entity", "when", "for", "keep_firing_for", "calendar", "severity", "owner",
+    "labels", "summary", "escalate",
 }
 TEMPLATE_EXTRA = {
     "key", "entity", "rule", "now", "overdue_days", "days_left", "changed_fields", "changed_by",
@@ -106,6 +107,9 @@ class Rule:
     summary: str = ""
     description: str = ""
     for_seconds: float = 0.0
+    # Prometheus' keep_firing_for: once firing, it keeps firing this long after the condition stops.
+    keep_firing_for: float = 0.0
+    calendar: str | None = None  # the business calendar its `bd` counts on (None: the default one)
     escalate: tuple[Escalation, ...] = ()
     # {"title": {lang: template}, "summary": {...}} when written by language; empty for a single text.
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -271,6 +275,17 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
             for_seconds = parse_duration(node["for"])
         except ValueError as exc:
             problems.add(node.at("for"), str(exc))
+    keep_firing_for = 0.0
+    if "keep_firing_for" in node:
+        try:
+            keep_firing_for = parse_duration(node["keep_firing_for"])
+        except ValueError as exc:
+            problems.add(node.at("keep_firing_for"), str(exc))
+    calendar = node.get("calendar")
+    if calendar is not None:
+        why = calendar_problem(calendar)
+        if why:
+            problems.add(node.at("calendar"), why)
     escalate = _escalations(node.get("escalate"), node.at("escalate"), problems)
     when = ConditionParser(entity, problems).parse(node["when"], node.at("when"))
     if when is not None and size(when) > MAX_CONDITIONS:
@@ -281,8 +296,39 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         id=rule_id, title=title, entity=entity, when=when, severity=severity, pos=node.pos,
         owner=owner, labels={str(k): str(v) for k, v in labels.items()}, summary=summary,
         description=str(node.get("description", "")).strip(), for_seconds=for_seconds,
-        escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
+        keep_firing_for=keep_firing_for, calendar=None if calendar is None else str(calendar), escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
     )
+
+
+def calendar_problem(name: Any) -> str | None:
+    """Why `calendar: name` cannot be used (None: it can)."""
+    if not isinstance(name, str) or name not in calendars.names():
+        return f"unknown calendar {short(name)}; known: {', '.join(calendars.names())} (define one under `calendars:`)"
+    return None
+
+
+def _calendars(docs: list[tuple[Path, Any]], problems: Problems) -> None:
+    """Read and register the `calendars:` of every rule file (before any rule names one)."""
+    found: dict[str, calendars.BusinessCalendar] = {}
+    for _path, doc in docs:
+        node = doc.get("calendars") if isinstance(doc, Map) else None
+        if node is None:
+            continue
+        if not isinstance(node, Map):
+            problems.add(doc.at("calendars"), "calendars is a mapping of name: {base, timezone, weekdays, holidays, workdays}")
+            continue
+        for name, spec in node.items():
+            if not isinstance(spec, Map):
+                problems.add(node.at(name), f"calendar {name} is a mapping (base, timezone, weekdays, holidays, workdays)")
+                continue
+            if name in found:
+                problems.add(node.at(name), f"calendar {name!r} is defined twice")
+                continue
+            try:
+                found[name] = calendars.parse_calendar(str(name), spec, found)
+            except ValueError as exc:
+                problems.add(node.at(name), str(exc))
+    calendars.register(found)
 
 
 def pattern_problems(rules: list[Rule]) -> list[tuple[Pos, str]]:
@@ -313,16 +359,17 @@ def load_rules(paths: Sequence[str | Path], durable: bool = True) -> list[Rule]:
     rules: list[Rule] = []
     seen: dict[str, Pos] = {}
     count = 0
-    files = rule_files(paths)
-    for path in files:
+    docs: list[tuple[Path, Any]] = []
+    for path in rule_files(paths):
         if not path.is_file():
             problems.add(Pos(str(path), 1, 1), "no such rule file or folder")
             continue
         try:
-            doc = load_file(path)
+            docs.append((path, load_file(path)))
         except SourceError as exc:
             problems.items.extend(exc.problems)
-            continue
+    _calendars(docs, problems)
+    for path, doc in docs:
         items = _rule_list(doc, Pos(str(path), 1, 1), problems)
         if items is None:
             continue
@@ -352,8 +399,8 @@ def _rule_list(doc: Any, top: Pos, problems: Problems) -> Seq | None:
         return None  # an empty file holds no rules
     if isinstance(doc, Map):
         for key in doc:
-            if key not in ("rules", "lists"):
-                problems.add(doc.at(key), f"unknown top-level key '{key}'; known: rules, lists")
+            if key not in ("rules", "lists", "calendars"):
+                problems.add(doc.at(key), f"unknown top-level key '{key}'; known: rules, lists, calendars")
         lists = doc.get("lists")
         if lists is not None and not (isinstance(lists, Map) and all(isinstance(v, list) for v in lists.values())):
             problems.add(doc.at("lists"), "lists is a mapping of name: [values] (use them with YAML anchors)")
