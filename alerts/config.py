@@ -118,7 +118,7 @@ def _owners(doc: Map, base: Path, problems: Problems, language: str, zone: str) 
 
 def _calendars(doc: Map, base: Path, problems: Problems) -> dict[str, calendars.BusinessCalendar]:
     """The shipped calendars, plus the file's own `calendars:` (inline, or a file holding `calendars:`)."""
-    found: dict[str, calendars.BusinessCalendar] = {n: c for n in ("plain", "cn") if (c := calendars.shipped(n))}
+    found: dict[str, calendars.BusinessCalendar] = {n: c for n in calendars.SHIPPED if (c := calendars.shipped(n))}
     node = doc.get("calendars")
     if node is None:
         return found

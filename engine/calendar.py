@@ -173,35 +173,22 @@ def _china() -> BusinessCalendar:
 
 
 _SHIPPED = {"plain": lambda: _Plain("plain", source="Monday–Friday, no holidays"), "cn": _china}
+SHIPPED = tuple(sorted(_SHIPPED))
 _LOADED: dict[str, BusinessCalendar] = {}
-_CUSTOM: dict[str, BusinessCalendar] = {}
 
 
 def shipped(name: str) -> BusinessCalendar | None:
+    """A shipped calendar by name (built once, on first use)."""
     if name not in _LOADED and name in _SHIPPED:
         _LOADED[name] = _SHIPPED[name]()
     return _LOADED.get(name)
 
 
-def get(name: str | None) -> BusinessCalendar:
-    """A calendar by name (a company's own first, then the shipped ones); KeyError if unknown."""
-    name = name or DEFAULT
-    found = _CUSTOM.get(name) or shipped(name)
-    if found is None:
-        raise KeyError(name)
+def default() -> BusinessCalendar:
+    """Monday–Friday in UTC: what `bd` counts on when a rule names no calendar."""
+    found = shipped(DEFAULT)
+    assert found is not None
     return found
-
-
-def names() -> list[str]:
-    return sorted(set(_SHIPPED) | set(_CUSTOM))
-
-
-def register(calendars: Mapping[str, BusinessCalendar]) -> None:
-    """Make a company's calendars known by name (to rules and time intervals); replaces earlier ones."""
-    for name, calendar in calendars.items():
-        old = _CUSTOM.get(name)
-        if old is None or old != calendar:
-            _CUSTOM[name] = calendar
 
 
 def weekday_set(items: Iterable[Any]) -> frozenset[int]:

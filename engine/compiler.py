@@ -85,7 +85,7 @@ class _Needs:
     unguarded: set[str] = field(default_factory=set)  # rules whose flips always matter
     now_business: bool = False
     uses_lines: bool = False
-    calendar: str | None = None
+    calendar: calendars.BusinessCalendar | None = None
 
     def spec(self) -> FactSpec:
         return FactSpec(
@@ -98,7 +98,7 @@ class _Needs:
             computed=tuple(self.computed[k] for k in sorted(self.computed)),
             flips=tuple(sorted((self._guarded_flip(f, rules) for f, rules in self.flips.items()),
                                key=lambda f: (f.prop, f.offset, f.line))),
-            now_business=self.now_business, uses_lines=self.uses_lines, calendar=calendars.get(self.calendar),
+            now_business=self.now_business, uses_lines=self.uses_lines, calendar=self.calendar or calendars.default(),
         )
 
     def _guarded_flip(self, flip: Flip, rules: set[str]) -> Flip:
@@ -357,14 +357,15 @@ def _counts_business_days(cond: Cond) -> bool:
     return False
 
 
-def _calendar(rules: list[Rule]) -> tuple[str | None, list[tuple[Any, str]]]:
+def _calendar(rules: list[Rule]) -> tuple[calendars.BusinessCalendar | None, list[tuple[Any, str]]]:
     """The one calendar the entity's `bd` rules count on (facts carry one business-time axis)."""
     chosen: dict[str, Rule] = {}
     for rule in rules:
         if _counts_business_days(rule.when):
             chosen.setdefault(rule.calendar or calendars.DEFAULT, rule)
     if len(chosen) <= 1:
-        return next(iter(chosen), None), []
+        only = next(iter(chosen.values()), None)
+        return (only.business_calendar if only else None), []
     (first, a), (second, b) = list(chosen.items())[:2]
     why = (f"rules of {a.entity} count business days (bd) on one calendar: {a.id} ({a.pos}) uses "
            f"{first!r}, {b.id} uses {second!r}; give them the same `calendar:`")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.calendar import BusinessCalendar, get
+from engine.calendar import BusinessCalendar, default
 from engine.conditions import ChangeSpec, Cmp
 from engine.expr import Expr
 from engine.pattern import Pattern
@@ -77,7 +77,7 @@ class FactSpec:
     uses_lines: bool
     # The calendar `bd` counts on for this entity's rules (its seconds/from_seconds are the
     # plain Monday–Friday arithmetic unless a rule names another calendar).
-    calendar: BusinessCalendar = field(default_factory=lambda: get(None))
+    calendar: BusinessCalendar = field(default_factory=default)
 
     def __post_init__(self) -> None:
         # (field, epoch property or None, business property or None), for building facts quickly.

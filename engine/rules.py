@@ -110,6 +110,7 @@ class Rule:
     # Prometheus' keep_firing_for: once firing, it keeps firing this long after the condition stops.
     keep_firing_for: float = 0.0
     calendar: str | None = None  # the business calendar its `bd` counts on (None: the default one)
+    business_calendar: calendars.BusinessCalendar | None = field(default=None, compare=False, repr=False)
     escalate: tuple[Escalation, ...] = ()
     # {"title": {lang: template}, "summary": {...}} when written by language; empty for a single text.
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -224,7 +225,8 @@ def _escalations(value: Any, pos: Pos, problems: Problems) -> tuple[Escalation, 
     return tuple(steps)
 
 
-def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
+def _parse_rule(node: Any, pos: Pos, problems: Problems,
+                known: dict[str, calendars.BusinessCalendar] | None = None) -> Rule | None:
     if not isinstance(node, Map):
         problems.add(pos_of(node, pos), "a rule is a mapping with at least id, entity and when")
         return None
@@ -282,10 +284,13 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         except ValueError as exc:
             problems.add(node.at("keep_firing_for"), str(exc))
     calendar = node.get("calendar")
+    business_calendar = None
     if calendar is not None:
-        why = calendar_problem(calendar)
-        if why:
-            problems.add(node.at("calendar"), why)
+        business_calendar = find_calendar(calendar, known or {})
+        if business_calendar is None:
+            names = sorted({*calendars.SHIPPED, *(known or {})})
+            problems.add(node.at("calendar"), f"unknown calendar {short(calendar)}; known: {', '.join(names)} "
+                         "(define one under `calendars:`)")
     escalate = _escalations(node.get("escalate"), node.at("escalate"), problems)
     when = ConditionParser(entity, problems).parse(node["when"], node.at("when"))
     if when is not None and size(when) > MAX_CONDITIONS:
@@ -296,19 +301,20 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         id=rule_id, title=title, entity=entity, when=when, severity=severity, pos=node.pos,
         owner=owner, labels={str(k): str(v) for k, v in labels.items()}, summary=summary,
         description=str(node.get("description", "")).strip(), for_seconds=for_seconds,
-        keep_firing_for=keep_firing_for, calendar=None if calendar is None else str(calendar), escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
+        keep_firing_for=keep_firing_for, calendar=None if calendar is None else str(calendar),
+        business_calendar=business_calendar, escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
     )
 
 
-def calendar_problem(name: Any) -> str | None:
-    """Why `calendar: name` cannot be used (None: it can)."""
-    if not isinstance(name, str) or name not in calendars.names():
-        return f"unknown calendar {short(name)}; known: {', '.join(calendars.names())} (define one under `calendars:`)"
-    return None
+def find_calendar(name: Any, known: dict[str, calendars.BusinessCalendar]) -> calendars.BusinessCalendar | None:
+    """A calendar by name: the rule files' own first, then the shipped ones."""
+    if not isinstance(name, str):
+        return None
+    return known.get(name) or calendars.shipped(name)
 
 
-def _calendars(docs: list[tuple[Path, Any]], problems: Problems) -> None:
-    """Read and register the `calendars:` of every rule file (before any rule names one)."""
+def _calendars(docs: list[tuple[Path, Any]], problems: Problems) -> dict[str, calendars.BusinessCalendar]:
+    """The `calendars:` of every rule file (read before any rule names one)."""
     found: dict[str, calendars.BusinessCalendar] = {}
     for _path, doc in docs:
         node = doc.get("calendars") if isinstance(doc, Map) else None
@@ -328,7 +334,7 @@ def _calendars(docs: list[tuple[Path, Any]], problems: Problems) -> None:
                 found[name] = calendars.parse_calendar(str(name), spec, found)
             except ValueError as exc:
                 problems.add(node.at(name), str(exc))
-    calendars.register(found)
+    return found
 
 
 def pattern_problems(rules: list[Rule]) -> list[tuple[Pos, str]]:
@@ -368,7 +374,7 @@ def load_rules(paths: Sequence[str | Path], durable: bool = True) -> list[Rule]:
             docs.append((path, load_file(path)))
         except SourceError as exc:
             problems.items.extend(exc.problems)
-    _calendars(docs, problems)
+    known = _calendars(docs, problems)
     for path, doc in docs:
         items = _rule_list(doc, Pos(str(path), 1, 1), problems)
         if items is None:
@@ -378,7 +384,7 @@ def load_rules(paths: Sequence[str | Path], durable: bool = True) -> list[Rule]:
             if count > MAX_RULES:
                 problems.add(items.item_pos[index], f"more than {MAX_RULES} rules (in all the rule files)")
                 break
-            rule = _parse_rule(node, items.item_pos[index], problems)
+            rule = _parse_rule(node, items.item_pos[index], problems, known)
             if rule is None:
                 continue
             if rule.id in seen:
