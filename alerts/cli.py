@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alerts import routetest
+from alerts import notifytest, routetest
 from alerts.states import STATES
 
 
@@ -65,6 +65,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     routetest.register(verbs)
+    notifytest.register(verbs)
 
     silence = verbs.add_parser("silence", help="mute alerts by label matchers for a while")
     sverbs = silence.add_subparsers(dest="silence_cmd", required=True)

@@ -151,14 +151,9 @@ class Dispatcher:
         return buckets
 
     def muted(self, route: Route, now: datetime) -> list[str]:
-        """The time intervals that mute this route at `now` (a route with active intervals is muted
-        outside all of them); empty: not muted. As Alertmanager's mute-time stage."""
-        intervals = self.config.time_intervals
-        out = [n for n in route.mute_time_intervals if timeinterval.contains(intervals.get(n, ()), now)]
-        if route.active_time_intervals and not any(
-                timeinterval.contains(intervals.get(n, ()), now) for n in route.active_time_intervals):
-            out.append("(outside " + ", ".join(route.active_time_intervals) + ")")
-        return out
+        """The time intervals that mute this route at `now` (empty: not muted)."""
+        return timeinterval.muted_by(route.mute_time_intervals, route.active_time_intervals,
+                                     self.config.time_intervals, now)
 
     def _recipients(self, ctx: AlertContext, route: Route, steps: list[escalation.Level],
                     level: int) -> list[tuple[Recipient | None, int]]:

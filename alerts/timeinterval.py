@@ -92,6 +92,17 @@ def contains(intervals: Iterable[TimeInterval], when: datetime) -> bool:
     return any(i.contains(when) for i in intervals)
 
 
+def muted_by(mute: Iterable[str], active: Iterable[str], intervals: Mapping[str, tuple[TimeInterval, ...]],
+             when: datetime) -> list[str]:
+    """What mutes a route at `when`: its mute intervals that hold, and "(outside …)" when it has active
+    intervals and none holds (Alertmanager's mute-time and active-time stages); empty: not muted."""
+    out = [name for name in mute if contains(intervals.get(name, ()), when)]
+    active = list(active)
+    if active and not any(contains(intervals.get(name, ()), when) for name in active):
+        out.append("(outside " + ", ".join(active) + ")")
+    return out
+
+
 # --- parsing, with Alertmanager's messages -------------------------------------------
 
 

@@ -235,3 +235,30 @@ time_intervals:
     assert "PO-3" not in [k for _w, alerts in who(tmp_path) for k, _s in alerts]
     p.step(20 * HOUR)  # Monday 02:00 in Shanghai
     assert ("li.wei", [("PO-3", "firing")]) in who(tmp_path)
+
+
+def test_routes_test_says_which_route_is_muted_now(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.alerts_helpers import alerts_cli
+
+    path = tmp_path / "alerts.yaml"
+    path.write_text("""
+receivers: [{name: log, type: jsonl, path: /dev/null}, {name: pager, type: jsonl, path: /dev/null}]
+route:
+  receiver: log
+  routes:
+    - {matchers: [severity="critical"], receiver: pager}
+    - {receiver: log, mute_time_intervals: [always], active_time_intervals: [never]}
+time_intervals:
+  - {name: always, time_intervals: [{years: ['2000:2999']}]}
+  - {name: never, time_intervals: [{years: ['1990']}]}
+""")
+    res = subprocess.run([*alerts_cli(), "alerts", "routes", "test", "--alerts", str(path), "severity=warning"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "route root.1: receivers log" in res.stdout
+    assert "muted now by always, (outside never)" in res.stdout
+    res = subprocess.run([*alerts_cli(), "alerts", "routes", "test", "--alerts", str(path), "severity=critical"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert "route root.0: receivers pager" in res.stdout and "muted" not in res.stdout
