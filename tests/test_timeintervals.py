@@ -262,3 +262,23 @@ time_intervals:
     res = subprocess.run([*alerts_cli(), "alerts", "routes", "test", "--alerts", str(path), "severity=critical"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert "route root.0: receivers pager" in res.stdout and "muted" not in res.stdout
+
+
+def test_a_companys_own_calendar_in_the_alerts_file_or_a_rule_file(tmp_path: Path) -> None:
+    rules = tmp_path / "calendars.yaml"
+    rules.write_text("calendars:\n  acme: {base: cn, holidays: [2026-03-02], workdays: [2026-03-01]}\nrules: []\n")
+    base = """
+receivers: [{name: log, type: jsonl, path: /dev/null}]
+route: {receiver: log}
+time_intervals:
+  - name: office
+    time_intervals: [{working_days: acme, times: [{start_time: '09:00', end_time: '18:00'}]}]
+"""
+    sunday, monday = shanghai("2026-03-01T10:00"), shanghai("2026-03-02T10:00")
+    for calendars in ("calendars: {acme: {base: cn, holidays: [2026-03-02], workdays: [2026-03-01]}}",
+                      f"calendars: {rules}"):
+        office = config(base + calendars).time_intervals["office"]
+        assert timeinterval.contains(office, datetime.fromtimestamp(sunday, UTC))  # a Sunday worked
+        assert not timeinterval.contains(office, datetime.fromtimestamp(monday, UTC))  # the company's holiday
+    assert problems_of(base.replace("acme", "mars")) == [
+        "working_days: unknown calendar 'mars'; known: cn, plain"]
