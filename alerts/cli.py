@@ -210,7 +210,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     routes = len(cfg.route.walk()) if cfg.route else 0
     print(f"{args.file}: OK: {len(cfg.directory.people)} people, {len(cfg.directory.teams)} teams, "
-          f"{len(cfg.receivers)} receivers, {routes} routes, {len(cfg.inhibit_rules)} inhibit rules")
+          f"{len(cfg.receivers)} receivers, {routes} routes, {len(cfg.inhibit_rules)} inhibit rules, "
+          f"{len(cfg.time_intervals)} time intervals")
     return 0
 
 
