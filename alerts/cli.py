@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alerts import routetest
+from alerts import notifytest, routetest
 from alerts.states import STATES
 
 
@@ -65,6 +65,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     routetest.register(verbs)
+    notifytest.register(verbs)
 
     silence = verbs.add_parser("silence", help="mute alerts by label matchers for a while")
     sverbs = silence.add_subparsers(dest="silence_cmd", required=True)
@@ -209,7 +210,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     routes = len(cfg.route.walk()) if cfg.route else 0
     print(f"{args.file}: OK: {len(cfg.directory.people)} people, {len(cfg.directory.teams)} teams, "
-          f"{len(cfg.receivers)} receivers, {routes} routes, {len(cfg.inhibit_rules)} inhibit rules")
+          f"{len(cfg.receivers)} receivers, {routes} routes, {len(cfg.inhibit_rules)} inhibit rules, "
+          f"{len(cfg.time_intervals)} time intervals")
     return 0
 
 

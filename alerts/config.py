@@ -20,6 +20,7 @@ from alerts.notify import Receiver, parse_receiver
 from alerts.owners import LANGUAGES, Directory, parse_directory
 from alerts.route import Route, parse_route
 from alerts.template import Template, parse_templates
+from alerts.timeinterval import TimeInterval, parse_time_intervals
 from alerts.yamlcheck import (
     Problems,
     as_list,
@@ -33,10 +34,11 @@ from alerts.yamlcheck import (
     pos_at,
     substitute_env,
 )
+from engine import calendar as calendars
 from orderwatch.yamlsrc import Map, Pos, SourceError, load_file
 
 _KEYS = {"owners", "language", "timezone", "external_url", "api", "receivers", "route", "inhibit_rules",
-         "templates", "delivery", "console"}
+         "templates", "delivery", "console", "time_intervals", "mute_time_intervals", "calendars"}
 CONSOLE_SECRET_ENV = "ORDERWATCH_CONSOLE_SECRET"  # the console's signing secret when the file has none
 MIN_SECRET = 32
 
@@ -91,6 +93,7 @@ class AlertsConfig:
     language: str = "en"
     timezone: str = "UTC"
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    time_intervals: dict[str, tuple[TimeInterval, ...]] = field(default_factory=dict)
 
 
 def _owners(doc: Map, base: Path, problems: Problems, language: str, zone: str) -> Directory:
@@ -111,6 +114,39 @@ def _owners(doc: Map, base: Path, problems: Problems, language: str, zone: str) 
             return Directory(default_language=language)
     owners = as_map(node, doc.at("owners"), "owners", problems)
     return parse_directory(owners, problems, language, zone) if owners is not None else Directory(default_language=language)
+
+
+def _calendars(doc: Map, base: Path, problems: Problems) -> dict[str, calendars.BusinessCalendar]:
+    """The shipped calendars, plus the file's own `calendars:` (inline, or a file holding `calendars:`)."""
+    found: dict[str, calendars.BusinessCalendar] = {n: c for n in calendars.SHIPPED if (c := calendars.shipped(n))}
+    node = doc.get("calendars")
+    if node is None:
+        return found
+    where = doc.at("calendars")
+    if isinstance(node, str):
+        path = Path(node) if Path(node).is_absolute() else base / node
+        try:
+            loaded = load_file(path)
+        except SourceError as exc:
+            for pos, msg in exc.problems:
+                problems.add(pos, msg)
+            return found
+        node = loaded.get("calendars") if isinstance(loaded, Map) else None
+        where = loaded.at("calendars") if isinstance(loaded, Map) and "calendars" in loaded else Pos(str(path), 1, 1)
+        if node is None:
+            problems.add(where, f"{path} has no `calendars:` mapping")
+            return found
+    spec = as_map(node, where, "calendars", problems)
+    own: dict[str, calendars.BusinessCalendar] = {}
+    for name, item in (spec or {}).items():
+        entry = as_map(item, spec.at(name) if spec else where, f"calendar {name}", problems)
+        if entry is None:
+            continue
+        try:
+            own[name] = calendars.parse_calendar(str(name), entry, own)
+        except ValueError as exc:
+            problems.add(spec.at(name) if spec else where, str(exc))
+    return {**found, **own}
 
 
 def _tokens(doc: Map, problems: Problems) -> list[ApiToken]:
@@ -230,7 +266,9 @@ def parse_config(doc: Any, path: str, base: Path) -> AlertsConfig:
             if name not in names:
                 problems.add(doc.at("owners"), f"{who}: receiver {name!r} is not defined; known: "
                              f"{', '.join(sorted(names)) or '(none)'}")
-    route = parse_route(doc["route"], doc.at("route"), problems, names, people, teams) if "route" in doc else None
+    intervals = parse_time_intervals(doc, problems, _calendars(doc, base, problems))
+    route = parse_route(doc["route"], doc.at("route"), problems, names, people, teams,
+                        intervals=set(intervals)) if "route" in doc else None
     inhibit = parse_inhibit_rules(doc["inhibit_rules"], doc.at("inhibit_rules"), problems) \
         if "inhibit_rules" in doc else []
     templates = parse_templates(doc["templates"], doc.at("templates"), problems) if "templates" in doc else {}
@@ -239,7 +277,7 @@ def parse_config(doc: Any, path: str, base: Path) -> AlertsConfig:
         problems.add(doc.at("external_url"), "external_url must start with http:// or https://")
     config = AlertsConfig(path, directory, receivers, route, inhibit, templates, _delivery(doc, problems),
                           _tokens(doc, problems), external_url, language, zone,
-                          _console(doc, problems, os.environ))
+                          _console(doc, problems, os.environ), intervals)
     problems.raise_if_any()
     return config
 

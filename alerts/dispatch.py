@@ -3,8 +3,8 @@
 Each pass reads the store's open alerts (and resolved ones whose resolution
 may still be owed), then runs the stages, in Alertmanager's spirit:
 
-    silences (sync states) → inhibit → route → escalate → recipients → quiet hours
-      → group → dedup against the notification log (nflog) → outbox
+    silences (sync states) → inhibit → route → time intervals (mute/active) → escalate
+      → recipients → quiet hours → group → dedup against the notification log (nflog) → outbox
 
 It is state-based: nothing depends on having seen an event in memory, so a
 restart or a crash between storing an alert and notifying it loses nothing,
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from alerts import escalation, metrics
+from alerts import escalation, metrics, timeinterval
 from alerts.clock import Clock, now_of
 from alerts.config import AlertsConfig
 from alerts.inhibit import Labelled, inhibited
@@ -133,6 +133,8 @@ class Dispatcher:
             labels = ctx.labels
             top_level, escalated_to = 0, set()
             for route in self.route.match(labels):
+                if self.muted(route, now):
+                    continue  # held, not dropped: the first pass after the interval notifies it
                 steps = escalation.levels(route, row.escalate) if route.to else []
                 level = escalation.reached(steps, firing_for)
                 top_level = max(top_level, level)
@@ -147,6 +149,11 @@ class Dispatcher:
                 self._escalated(session, row, top_level, sorted(escalated_to), now)
                 result.escalated += 1
         return buckets
+
+    def muted(self, route: Route, now: datetime) -> list[str]:
+        """The time intervals that mute this route at `now` (empty: not muted)."""
+        return timeinterval.muted_by(route.mute_time_intervals, route.active_time_intervals,
+                                     self.config.time_intervals, now)
 
     def _recipients(self, ctx: AlertContext, route: Route, steps: list[escalation.Level],
                     level: int) -> list[tuple[Recipient | None, int]]:
@@ -218,8 +225,8 @@ class Dispatcher:
             if not gone:
                 continue
             bucket = buckets.get(entry.key) or self._bucket_of(entry)
-            if bucket is None:
-                continue
+            if bucket is None or self.muted(bucket.route, now):
+                continue  # a muted route's resolutions are held too
             quiet = bucket.recipient is not None and bucket.recipient.quiet is not None \
                 and bucket.recipient.quiet.active(now)
             for fp in gone:

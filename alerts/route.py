@@ -32,7 +32,8 @@ from alerts.yamlcheck import (
 from orderwatch.yamlsrc import Map, Pos
 
 _KEYS = {"matchers", "match", "match_re", "receiver", "receivers", "to", "fallback", "group_by", "group_wait",
-         "group_interval", "repeat_interval", "escalate", "continue", "routes"}
+         "group_interval", "repeat_interval", "escalate", "continue", "routes", "mute_time_intervals",
+         "active_time_intervals"}
 _SPEC = re.compile(r"^(owner|manager|team|(person|team):(\S+))$")
 _LABEL = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -59,6 +60,9 @@ class Route:
     escalate: tuple[Step, ...] = ()
     cont: bool = False
     routes: list[Route] = field(default_factory=list)
+    # Names of time intervals (alerts.timeinterval); as in Alertmanager, not inherited by children.
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes that take an alert with these labels (depth first, Alertmanager's order)."""
@@ -137,10 +141,23 @@ def _group_by(doc: Map, problems: Problems) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _interval_names(doc: Map, key: str, problems: Problems, known: set[str], root: bool) -> tuple[str, ...]:
+    names = get_str_list(doc, key, problems)
+    if names and root:
+        problems.add(doc.at(key), f"the root route must not have any {key.replace('_', ' ')}")
+    for i, name in enumerate(names):
+        if name not in known:
+            problems.add(pos_at(doc.get(key), i, doc.at(key)), f"undefined time interval {name!r} used in route; "
+                         f"known: {', '.join(sorted(known)) or '(none: define them under time_intervals)'}")
+    return tuple(names)
+
+
 def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], people: set[str],
-                teams: set[str], parent: Route | None = None, rid: str = "root") -> Route:
+                teams: set[str], parent: Route | None = None, rid: str = "root",
+                intervals: set[str] | None = None) -> Route:
     """Read one route and its children; `parent` supplies inherited settings."""
-    base = replace(parent, id=rid, matchers=(), cont=False, routes=[]) if parent else Route(rid)
+    base = replace(parent, id=rid, matchers=(), cont=False, routes=[], mute_time_intervals=(),
+                   active_time_intervals=()) if parent else Route(rid)
     doc = as_map(node, pos, f"route {rid}", problems)
     if doc is None:
         return base
@@ -165,6 +182,9 @@ def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], pe
         group_interval=get_duration(doc, "group_interval", problems, base.group_interval) or 0.0,
         repeat_interval=get_duration(doc, "repeat_interval", problems, base.repeat_interval) or 0.0,
         cont=get_bool(doc, "continue", problems, False),
+        mute_time_intervals=_interval_names(doc, "mute_time_intervals", problems, intervals or set(), parent is None),
+        active_time_intervals=_interval_names(doc, "active_time_intervals", problems, intervals or set(),
+                                              parent is None),
     )
     steps = _steps(doc, problems, people, teams)
     if steps is not None:
@@ -179,7 +199,7 @@ def parse_route(node: Any, pos: Pos, problems: Problems, receivers: set[str], pe
     children: list[Any] | None = as_list(doc["routes"], doc.at("routes"), "routes", problems) if "routes" in doc else []
     for i, child in enumerate(children or []):
         route.routes.append(parse_route(child, pos_at(children, i), problems, receivers, people, teams,
-                                        route, f"{rid}.{i}"))
+                                        route, f"{rid}.{i}", intervals))
     if not route.receivers and not route.routes and not route.to:
         problems.add(doc.pos, f"route {rid} names no receivers and no recipients ('to') to reach")
     return route

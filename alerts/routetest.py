@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
+
+from alerts import timeinterval
 
 
 def register(verbs: Any) -> None:
@@ -45,7 +48,7 @@ def _labels(texts: list[str]) -> dict[str, str]:
     return labels
 
 
-def _alerts_file(args: argparse.Namespace) -> str:
+def alerts_file(args: argparse.Namespace) -> str:
     if args.alerts:
         return str(args.alerts)
     from orderwatch.config import load_settings
@@ -56,6 +59,13 @@ def _alerts_file(args: argparse.Namespace) -> str:
     return path
 
 
+def mistake(verb: str, exc: Exception) -> int:
+    """Print a mistake in the command (one line) or in the file (file:line:col each); exit status 2."""
+    for pos, msg in getattr(exc, "problems", None) or [(verb, str(exc))]:
+        print(f"{pos}: {msg}", file=sys.stderr)
+    return 2
+
+
 def cmd_routes_test(args: argparse.Namespace) -> int:
     from alerts.config import load_alerts_config
     from alerts.dispatch import grouping, routing_context
@@ -63,14 +73,9 @@ def cmd_routes_test(args: argparse.Namespace) -> int:
 
     try:
         labels = _labels(args.labels)
-        cfg = load_alerts_config(_alerts_file(args))
-    except ValueError as exc:
-        print(f"alerts routes test: {exc}", file=sys.stderr)
-        return 2
-    except SourceError as exc:
-        for pos, msg in exc.problems:
-            print(f"{pos}: {msg}", file=sys.stderr)
-        return 2
+        cfg = load_alerts_config(alerts_file(args))
+    except (ValueError, SourceError) as exc:
+        return mistake("alerts routes test", exc)
     if cfg.route is None:
         print(f"alerts routes test: {cfg.path} has no route: nobody is notified", file=sys.stderr)
         return 2
@@ -81,9 +86,13 @@ def cmd_routes_test(args: argparse.Namespace) -> int:
         key, group_labels = grouping(route, ctx.labels)
         recipients = ctx.resolve(route.to) or ctx.first(route.fallback) if route.to else []
         receivers = list(route.receivers) or list(dict.fromkeys(n for r in recipients for n in r.receivers))
+        muted = timeinterval.muted_by(route.mute_time_intervals, route.active_time_intervals, cfg.time_intervals,
+                                      datetime.now(UTC))
         rows.append({"route": route.id, "receivers": receivers, "recipients": [r.ref for r in recipients],
                      "group_key": key, "group_labels": group_labels, "group_wait": route.group_wait,
-                     "group_interval": route.group_interval, "repeat_interval": route.repeat_interval})
+                     "group_interval": route.group_interval, "repeat_interval": route.repeat_interval,
+                     "mute_time_intervals": list(route.mute_time_intervals),
+                     "active_time_intervals": list(route.active_time_intervals), "muted_now_by": muted})
     found = ",".join(n for row in rows for n in row["receivers"])
     if args.format == "json":
         print(json.dumps({"labels": ctx.labels, "receivers": found.split(",") if found else [], "routes": rows},
@@ -91,8 +100,9 @@ def cmd_routes_test(args: argparse.Namespace) -> int:
     else:
         print(found)
         for row in rows:
+            held = f"  muted now by {', '.join(row['muted_now_by'])}" if row["muted_now_by"] else ""
             print(f"  route {row['route']}: receivers {','.join(row['receivers']) or '-'}"
-                  f"  recipients {','.join(row['recipients']) or '-'}  group {row['group_key']}")
+                  f"  recipients {','.join(row['recipients']) or '-'}  group {row['group_key']}{held}")
         if args.tree:
             _print_tree(cfg.route, {id(r) for r in matched}, 0)
     if args.verify_receivers is not None and args.verify_receivers != found:

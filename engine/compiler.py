@@ -29,7 +29,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.conditions import All, At, Changed, ChangeSpec, Cmp, Cond, Lines, Not, Now
+from engine import calendar as calendars
+from engine.conditions import All, At, Changed, ChangeSpec, Cmp, Cond, Lines, Not, Now, leaves
 from engine.expr import Bin, Field, Num, divides_by_field, fields_of, to_durable
 from engine.factspec import (
     NOW,
@@ -84,6 +85,7 @@ class _Needs:
     unguarded: set[str] = field(default_factory=set)  # rules whose flips always matter
     now_business: bool = False
     uses_lines: bool = False
+    calendar: calendars.BusinessCalendar | None = None
 
     def spec(self) -> FactSpec:
         return FactSpec(
@@ -96,7 +98,7 @@ class _Needs:
             computed=tuple(self.computed[k] for k in sorted(self.computed)),
             flips=tuple(sorted((self._guarded_flip(f, rules) for f, rules in self.flips.items()),
                                key=lambda f: (f.prop, f.offset, f.line))),
-            now_business=self.now_business, uses_lines=self.uses_lines,
+            now_business=self.now_business, uses_lines=self.uses_lines, calendar=self.calendar or calendars.default(),
         )
 
     def _guarded_flip(self, flip: Flip, rules: set[str]) -> Flip:
@@ -345,10 +347,35 @@ class EntityProgram:
     spec: FactSpec
 
 
+def _counts_business_days(cond: Cond) -> bool:
+    for leaf in leaves(cond):
+        if isinstance(leaf, Lines):
+            if _counts_business_days(leaf.cond):
+                return True
+        elif isinstance(leaf, Cmp) and isinstance(leaf.operand, (Now, At)) and leaf.operand.business:
+            return True
+    return False
+
+
+def _calendar(rules: list[Rule]) -> tuple[calendars.BusinessCalendar | None, list[tuple[Any, str]]]:
+    """The one calendar the entity's `bd` rules count on (facts carry one business-time axis)."""
+    chosen: dict[str, Rule] = {}
+    for rule in rules:
+        if _counts_business_days(rule.when):
+            chosen.setdefault(rule.calendar or calendars.DEFAULT, rule)
+    if len(chosen) <= 1:
+        only = next(iter(chosen.values()), None)
+        return (only.business_calendar if only else None), []
+    (first, a), (second, b) = list(chosen.items())[:2]
+    why = (f"rules of {a.entity} count business days (bd) on one calendar: {a.id} ({a.pos}) uses "
+           f"{first!r}, {b.id} uses {second!r}; give them the same `calendar:`")
+    return None, [(b.pos, why)]
+
+
 def compile_entity(entity: str, rules: list[Rule]) -> EntityProgram:
     needs = _Needs()
     definitions: dict[str, Any] = {}
-    problems = []
+    needs.calendar, problems = _calendar(rules)
     for rule in rules:
         try:
             definitions[rule.id] = compile_rule(rule, needs)

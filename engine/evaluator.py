@@ -135,6 +135,8 @@ class Evaluator:
         self._relevant = {e: _relevant_fields(p) for e, p in self.programs.items()}
         self._min_for = {e: min(r.for_seconds for r in p.rules if r.for_seconds > 0)
                          for e, p in self.programs.items() if any(r.for_seconds > 0 for r in p.rules)}
+        self._min_keep = {e: min(r.keep_firing_for for r in p.rules if r.keep_firing_for > 0)
+                          for e, p in self.programs.items() if any(r.keep_firing_for > 0 for r in p.rules)}
         # Rules removed by a reload: their firing alerts still resolve with their own texts.
         self._retired: dict[str, Rule] = {}
         if previous is not None:
@@ -178,7 +180,8 @@ class Evaluator:
         program = self.programs.get(state["entity"])
         if program is None:
             return bool(state["firing"])
-        if changed is None or state["deleted"] or state.get("pending") or program.entity in self._derived_now:
+        if (changed is None or state["deleted"] or state.get("pending") or state.get("keeping")
+                or program.entity in self._derived_now):
             return True
         relevant = self._relevant[program.entity]
         return relevant is None or not relevant.isdisjoint(changed)
@@ -207,6 +210,11 @@ class Evaluator:
         if wait is not None:  # a `for:` deadline comes at the earliest `wait` after it starts to hold
             pending = state.get("pending")
             earliest = (min(now, *pending.values()) if pending else now) + wait
+            hint = earliest if hint is None else min(hint, earliest)
+        keep = self._min_keep.get(program.entity)
+        if keep is not None and state["firing"]:  # a keep_firing_for deadline: `keep` after it stops holding
+            keeping = state.get("keeping")
+            earliest = (min(now, *keeping.values()) if keeping else now) + keep
             hint = earliest if hint is None else min(hint, earliest)
         return Prepared(state, now, program, fact, fields, history, due, hint, later)
 
@@ -258,6 +266,7 @@ class Evaluator:
             return []  # the common case: nothing holds, nothing held
         out: list[AlertEvent] = []
         pending = state.get("pending") or {}
+        keeping = state.get("keeping") or {}
         for rule_id in sorted(matched - firing.keys()):
             rule = self._rules[rule_id]
             since = now
@@ -271,14 +280,30 @@ class Evaluator:
             firing[rule_id] = since
             out.append(self._event(rule, state, "firing", now, since, fact or {}, fields, history))
         for rule_id in sorted(firing.keys() - matched):
+            kept = self._rules.get(rule_id)
+            if kept is not None and kept.keep_firing_for > 0 and not state["deleted"]:
+                # Prometheus' keep_firing_for: still firing (no message either way) until it has
+                # not held for that long; holding again within it changes nothing.
+                stopped = keeping.setdefault(rule_id, now)
+                if now - stopped < kept.keep_firing_for:
+                    until = stopped + kept.keep_firing_for
+                    state["due"] = until if state["due"] is None else min(state["due"], until)
+                    continue
+            keeping.pop(rule_id, None)
             since = firing.pop(rule_id)
             out.append(self._resolved(rule_id, state, now, since, fact or {}, fields, history))
+        for rule_id in [r for r in keeping if r in matched or r not in firing]:
+            del keeping[rule_id]  # holds again (or resolved): the next stop counts afresh
         for rule_id in [r for r in pending if r not in matched]:
             del pending[rule_id]  # stopped holding before `for:` elapsed: nothing was ever announced
         if pending:
             state["pending"] = pending
         else:
             state.pop("pending", None)
+        if keeping:
+            state["keeping"] = keeping
+        else:
+            state.pop("keeping", None)
         return out
 
     def _resolved(self, rule_id: str, state: EntityState, now: float, since: float,

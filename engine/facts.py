@@ -8,10 +8,10 @@ matching a `changed:` spec, and comparisons between two fields of one line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from engine.clock import business_seconds, from_business_seconds, to_epoch
+from engine.clock import to_epoch
 from engine.conditions import At, ChangeSpec
 from engine.expr import compute
 from engine.factspec import NOW, NOW_B, FactSpec, LineCheck
@@ -42,7 +42,8 @@ def latest_change(history: Sequence[Any], spec: ChangeSpec) -> Any:
     return None
 
 
-def _put_times(out: dict[str, Any], source: dict[str, Any], props: tuple[tuple[str, str | None, str | None], ...]) -> None:
+def _put_times(out: dict[str, Any], source: dict[str, Any], props: tuple[tuple[str, str | None, str | None], ...],
+               business_seconds: Callable[[float], float]) -> None:
     for name, plain, business in props:
         value = source.get(name)
         if value is None:
@@ -56,7 +57,7 @@ def _put_times(out: dict[str, Any], source: dict[str, Any], props: tuple[tuple[s
             out[business] = business_seconds(epoch)
 
 
-def _line_check(check: LineCheck, line: dict[str, Any]) -> bool | None:
+def _line_check(check: LineCheck, line: dict[str, Any], business_seconds: Callable[[float], float]) -> bool | None:
     c = check.cmp
     if isinstance(c.operand, At):
         left, right = to_epoch(line.get(c.field)), to_epoch(line.get(c.operand.field))
@@ -85,9 +86,9 @@ def _put_values(out: dict[str, Any], source: dict[str, Any], names: Iterable[str
 def _line_fact(spec: FactSpec, line: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _put_values(out, line, spec.line_values)
-    _put_times(out, line, spec.line_time_props)  # type: ignore[attr-defined]
+    _put_times(out, line, spec.line_time_props, spec.calendar.seconds)  # type: ignore[attr-defined]
     for check in spec.line_checks:
-        result = _line_check(check, line)
+        result = _line_check(check, line, spec.calendar.seconds)
         if result is not None:
             out[check.prop] = result
     return out
@@ -97,9 +98,9 @@ def build_fact(spec: FactSpec, fields: dict[str, Any], history: Sequence[Any], n
     """The fact for one state at `now` (without id/sid, which the matcher adds)."""
     fact: dict[str, Any] = {NOW: now}
     if spec.now_business:
-        fact[NOW_B] = business_seconds(now)
+        fact[NOW_B] = spec.calendar.seconds(now)
     _put_values(fact, fields, spec.values)
-    _put_times(fact, fields, spec.time_props)  # type: ignore[attr-defined]
+    _put_times(fact, fields, spec.time_props, spec.calendar.seconds)  # type: ignore[attr-defined]
     for computed in spec.computed:
         value = compute(computed.expr, fields)
         if value is not None:
@@ -123,6 +124,7 @@ def next_flip(spec: FactSpec, fact: dict[str, Any], now: float, guards: set[str]
     with `guards` (the guard rules the fact matched), only comparisons that can matter."""
     best: float | None = None
     lines = fact.get("lines") or ()
+    from_business_seconds = spec.calendar.from_seconds
     for flip in spec.flips:
         if guards is not None and flip.guards is not None and flip.guards.isdisjoint(guards):
             continue

@@ -6,8 +6,9 @@ state's fact from it and finds the state's next deadline from its flips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from engine.calendar import BusinessCalendar, default
 from engine.conditions import ChangeSpec, Cmp
 from engine.expr import Expr
 from engine.pattern import Pattern
@@ -74,6 +75,9 @@ class FactSpec:
     flips: tuple[Flip, ...]
     now_business: bool
     uses_lines: bool
+    # The calendar `bd` counts on for this entity's rules (its seconds/from_seconds are the
+    # plain Monday–Friday arithmetic unless a rule names another calendar).
+    calendar: BusinessCalendar = field(default_factory=default)
 
     def __post_init__(self) -> None:
         # (field, epoch property or None, business property or None), for building facts quickly.

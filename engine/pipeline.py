@@ -222,7 +222,8 @@ class Engine:
     def _evaluate(self, states: dict[str, EntityState], now: float) -> tuple[list[AlertEvent], dict[str, Exception]]:
         """Evaluate states together; if that fails, one by one, so that one state the rules
         cannot be evaluated on (returned with its error, as it was) spares the others' alerts."""
-        marks = {ek: (s["firing"].copy(), s["pending"].copy() if "pending" in s else None, s["due"])
+        marks = {ek: (s["firing"].copy(), s["pending"].copy() if "pending" in s else None, s["due"],
+                      s["keeping"].copy() if "keeping" in s else None)
                  for ek, s in states.items()}
         try:
             return self.evaluator.evaluate(states.values(), now), {}
@@ -502,15 +503,19 @@ def _broken(record: ChangeRecord, stage: str, exc: Exception, topic: str) -> Dea
                       where={"entity_key": record.entity_key})
 
 
-def _restore(state: EntityState, mark: tuple[dict[str, float], dict[str, float] | None, float | None]) -> None:
+_Mark = tuple[dict[str, float], dict[str, float] | None, float | None, dict[str, float] | None]
+
+
+def _restore(state: EntityState, mark: _Mark) -> None:
     """Put back what an evaluation changes in a state (see Engine._evaluate)."""
-    firing, pending, due = mark
+    firing, pending, due, keeping = mark
     state["firing"] = firing.copy()
     state["due"] = due
-    if pending is None:
-        state.pop("pending", None)
-    else:
-        state["pending"] = pending.copy()
+    for key, value in (("pending", pending), ("keeping", keeping)):
+        if value is None:
+            state.pop(key, None)  # type: ignore[misc]
+        else:
+            state[key] = value.copy()  # type: ignore[literal-required]
 
 
 def _readable(store: Any) -> Any:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import calendar as calendars
 from engine.clock import parse_duration
 from engine.conditions import (
     OPERATORS,
@@ -62,8 +63,8 @@ __all__ = [
 
 SEVERITIES = ("info", "warning", "critical")
 RULE_KEYS = {
-    "id", "title", "description", "entity", "when", "for", "severity", "owner", "labels",
-    "summary", "escalate",
+    "id", "title", "description", "entity", "when", "for", "keep_firing_for", "calendar", "severity", "owner",
+    "labels", "summary", "escalate",
 }
 TEMPLATE_EXTRA = {
     "key", "entity", "rule", "now", "overdue_days", "days_left", "changed_fields", "changed_by",
@@ -106,6 +107,10 @@ class Rule:
     summary: str = ""
     description: str = ""
     for_seconds: float = 0.0
+    # Prometheus' keep_firing_for: once firing, it keeps firing this long after the condition stops.
+    keep_firing_for: float = 0.0
+    calendar: str | None = None  # the business calendar its `bd` counts on (None: the default one)
+    business_calendar: calendars.BusinessCalendar | None = field(default=None, compare=False, repr=False)
     escalate: tuple[Escalation, ...] = ()
     # {"title": {lang: template}, "summary": {...}} when written by language; empty for a single text.
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -220,7 +225,8 @@ def _escalations(value: Any, pos: Pos, problems: Problems) -> tuple[Escalation, 
     return tuple(steps)
 
 
-def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
+def _parse_rule(node: Any, pos: Pos, problems: Problems,
+                known: dict[str, calendars.BusinessCalendar] | None = None) -> Rule | None:
     if not isinstance(node, Map):
         problems.add(pos_of(node, pos), "a rule is a mapping with at least id, entity and when")
         return None
@@ -271,6 +277,20 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
             for_seconds = parse_duration(node["for"])
         except ValueError as exc:
             problems.add(node.at("for"), str(exc))
+    keep_firing_for = 0.0
+    if "keep_firing_for" in node:
+        try:
+            keep_firing_for = parse_duration(node["keep_firing_for"])
+        except ValueError as exc:
+            problems.add(node.at("keep_firing_for"), str(exc))
+    calendar = node.get("calendar")
+    business_calendar = None
+    if calendar is not None:
+        business_calendar = find_calendar(calendar, known or {})
+        if business_calendar is None:
+            names = sorted({*calendars.SHIPPED, *(known or {})})
+            problems.add(node.at("calendar"), f"unknown calendar {short(calendar)}; known: {', '.join(names)} "
+                         "(define one under `calendars:`)")
     escalate = _escalations(node.get("escalate"), node.at("escalate"), problems)
     when = ConditionParser(entity, problems).parse(node["when"], node.at("when"))
     if when is not None and size(when) > MAX_CONDITIONS:
@@ -281,8 +301,40 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems) -> Rule | None:
         id=rule_id, title=title, entity=entity, when=when, severity=severity, pos=node.pos,
         owner=owner, labels={str(k): str(v) for k, v in labels.items()}, summary=summary,
         description=str(node.get("description", "")).strip(), for_seconds=for_seconds,
-        escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
+        keep_firing_for=keep_firing_for, calendar=None if calendar is None else str(calendar),
+        business_calendar=business_calendar, escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
     )
+
+
+def find_calendar(name: Any, known: dict[str, calendars.BusinessCalendar]) -> calendars.BusinessCalendar | None:
+    """A calendar by name: the rule files' own first, then the shipped ones."""
+    if not isinstance(name, str):
+        return None
+    return known.get(name) or calendars.shipped(name)
+
+
+def _calendars(docs: list[tuple[Path, Any]], problems: Problems) -> dict[str, calendars.BusinessCalendar]:
+    """The `calendars:` of every rule file (read before any rule names one)."""
+    found: dict[str, calendars.BusinessCalendar] = {}
+    for _path, doc in docs:
+        node = doc.get("calendars") if isinstance(doc, Map) else None
+        if node is None:
+            continue
+        if not isinstance(node, Map):
+            problems.add(doc.at("calendars"), "calendars is a mapping of name: {base, timezone, weekdays, holidays, workdays}")
+            continue
+        for name, spec in node.items():
+            if not isinstance(spec, Map):
+                problems.add(node.at(name), f"calendar {name} is a mapping (base, timezone, weekdays, holidays, workdays)")
+                continue
+            if name in found:
+                problems.add(node.at(name), f"calendar {name!r} is defined twice")
+                continue
+            try:
+                found[name] = calendars.parse_calendar(str(name), spec, found)
+            except ValueError as exc:
+                problems.add(node.at(name), str(exc))
+    return found
 
 
 def pattern_problems(rules: list[Rule]) -> list[tuple[Pos, str]]:
@@ -313,16 +365,17 @@ def load_rules(paths: Sequence[str | Path], durable: bool = True) -> list[Rule]:
     rules: list[Rule] = []
     seen: dict[str, Pos] = {}
     count = 0
-    files = rule_files(paths)
-    for path in files:
+    docs: list[tuple[Path, Any]] = []
+    for path in rule_files(paths):
         if not path.is_file():
             problems.add(Pos(str(path), 1, 1), "no such rule file or folder")
             continue
         try:
-            doc = load_file(path)
+            docs.append((path, load_file(path)))
         except SourceError as exc:
             problems.items.extend(exc.problems)
-            continue
+    known = _calendars(docs, problems)
+    for path, doc in docs:
         items = _rule_list(doc, Pos(str(path), 1, 1), problems)
         if items is None:
             continue
@@ -331,7 +384,7 @@ def load_rules(paths: Sequence[str | Path], durable: bool = True) -> list[Rule]:
             if count > MAX_RULES:
                 problems.add(items.item_pos[index], f"more than {MAX_RULES} rules (in all the rule files)")
                 break
-            rule = _parse_rule(node, items.item_pos[index], problems)
+            rule = _parse_rule(node, items.item_pos[index], problems, known)
             if rule is None:
                 continue
             if rule.id in seen:
@@ -352,8 +405,8 @@ def _rule_list(doc: Any, top: Pos, problems: Problems) -> Seq | None:
         return None  # an empty file holds no rules
     if isinstance(doc, Map):
         for key in doc:
-            if key not in ("rules", "lists"):
-                problems.add(doc.at(key), f"unknown top-level key '{key}'; known: rules, lists")
+            if key not in ("rules", "lists", "calendars"):
+                problems.add(doc.at(key), f"unknown top-level key '{key}'; known: rules, lists, calendars")
         lists = doc.get("lists")
         if lists is not None and not (isinstance(lists, Map) and all(isinstance(v, list) for v in lists.values())):
             problems.add(doc.at("lists"), "lists is a mapping of name: [values] (use them with YAML anchors)")

@@ -15,6 +15,8 @@ A state is a JSON-able dict (it lives in a Faust table and its changelog):
 Optional keys, present only when used (a tracked order should stay small):
 
     pending        rule id → epoch seconds since its condition holds, for rules with `for:`
+    keeping        rule id → epoch seconds since its condition stopped holding while it still
+                   fires, for rules with `keep_firing_for:`
     parts          (derived entities only) source entity key → {"ver", "v"}: live contributions
     gone           (derived entities only) source entity key → version of its retraction
     index          (derived entities only) lookups a view keeps (engine/accounts.py)
@@ -55,6 +57,7 @@ class EntityState(TypedDict):
     ts: str
     deleted: bool
     pending: NotRequired[dict[str, float]]
+    keeping: NotRequired[dict[str, float]]
     parts: NotRequired[dict[str, dict[str, Any]]]
     gone: NotRequired[dict[str, dict[str, Any]]]
     index: NotRequired[dict[str, Any]]
@@ -117,6 +120,8 @@ def fork(state: EntityState | None) -> EntityState | None:
     copy["firing"] = state["firing"].copy()
     if "pending" in state:
         copy["pending"] = state["pending"].copy()
+    if "keeping" in state:
+        copy["keeping"] = state["keeping"].copy()
     if "parts" in state:  # derived states (engine/aggregate.py, engine/accounts.py)
         copy["parts"] = state["parts"].copy()
     if "gone" in state:
