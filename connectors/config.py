@@ -26,6 +26,7 @@ from connectors import sqltext
 from connectors.base import Connector
 from connectors.debezium import DebeziumConfig, DebeziumConnector
 from connectors.lines import LinesConfig
+from connectors.mapping import FieldMapping
 from connectors.presets import apply_preset
 from connectors.spreadsheet import DEFAULT_PATTERNS, SpreadsheetConfig, SpreadsheetConnector
 from connectors.sql import SqlConfig, SqlConnector, lookback_of
@@ -46,9 +47,9 @@ REQUIRED = {
 }
 OPTIONAL = {
     "sql": ("table", "query", "batch_size", "actor", "timezone", "lookback", "reconcile",
-            "lines", "preset", "dates"),
+            "lines", "preset", "dates", "ts"),
     "spreadsheet": ("encoding", "delimiter", "actor", "timezone", "sheet", "header_row",
-                    "pattern", "settle", "dates"),
+                    "pattern", "settle", "dates", "ts", "lines"),
     "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone", "dates"),
     "webhook": ("entity", "key", "fields", "actor", "timezone", "listen", "path", "secret",
                 "token", "signature_header", "max_bytes", "seq", "op", "ts", "dates"),
@@ -185,6 +186,7 @@ def _sql(e: Entry, common: dict[str, Any], mapping: Any) -> SqlConfig | None:
         "reconcile": e.seconds("reconcile"),
         "lookback": _lookback(e),
         "lines": _lines(e, common, url),
+        "ts": e.ts(common["timezone"]),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "url", "cursor")):
         return None
@@ -243,6 +245,18 @@ def _lines(e: Entry, common: dict[str, Any], url: str | None) -> LinesConfig | N
     return LinesConfig(**values)
 
 
+def _sheet_lines(e: Entry, common: dict[str, Any]) -> FieldMapping | None:
+    """A spreadsheet's `lines: {fields: …}`: rows sharing a key are one order, these its line fields."""
+    sub = e.sub("lines")
+    if sub is None:
+        return None
+    sub.known(("fields",), (), "lines of a spreadsheet", "lines")
+    mapping = sub.fields(common["timezone"], common["entity"], line=True, dates=e.dates)
+    if not sub.ok:
+        e.ok = False
+    return mapping
+
+
 def _sql_url(e: Entry) -> str | None:
     url = e.text("url")
     if url is None:
@@ -286,6 +300,8 @@ def _spreadsheet(e: Entry, common: dict[str, Any], mapping: Any) -> SpreadsheetC
         "header_row": e.positive_int("header_row", 1),
         "pattern": patterns,
         "settle": float(settle),
+        "ts": e.ts(common["timezone"]),
+        "lines": _sheet_lines(e, common),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "path")):
         return None

@@ -19,7 +19,7 @@ every so often and keys that vanished are emitted as deletes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -33,7 +33,15 @@ from connectors import sqlcursor as cur
 from connectors import sqltext
 from connectors.base import Connector, Notice, PollResult
 from connectors.lines import LineError, LinesConfig, LinesReader
-from connectors.mapping import FieldMapping, MappingError, jsonable, key_reader, make_key
+from connectors.mapping import (
+    FieldMapping,
+    FieldSpec,
+    MappingError,
+    jsonable,
+    key_reader,
+    make_key,
+    ts_of,
+)
 from orderwatch import gcpolicy
 from orderwatch.record import ChangeRecord, DeadLetter
 
@@ -67,6 +75,7 @@ class SqlConfig:
     lookback: cur.Lookback | None = None
     reconcile: float | None = None  # seconds between key reconciliations
     lines: LinesConfig | None = None
+    ts: FieldSpec | None = None  # the column saying when the row changed (else the cursor's time)
 
 
 def readonly_url(url: str | sa.URL) -> sa.URL:
@@ -149,6 +158,8 @@ class SqlConnector(Connector):
             columns.append(config.actor)
         if config.lines:
             columns.append(config.lines.match)
+        if config.ts is not None and config.ts.column is not None:
+            columns.append(config.ts.column)
         self._columns = list(dict.fromkeys(columns))
         self._source = source_clause(config.table, config.query, self._columns, dialect)
         self.engine = read_only_engine(url, connect_args)
@@ -157,13 +168,15 @@ class SqlConnector(Connector):
         self._icursor = self._at[config.cursor]
         self._iactor = self._at[config.actor] if config.actor else None
         self._imatch = self._at[config.lines.match] if config.lines else 0
+        self._its = self._at[config.ts.column] if config.ts is not None and config.ts.column else None
         self._fields = config.mapping.reader(self._columns)
         self._key = key_reader(config.key, self._columns)
         # PostgreSQL walks an index on (cursor, key) for a row-value comparison; others may not.
         self._row_values = self.engine.dialect.name == "postgresql"
         # PostgreSQL NUMERIC columns that only feed `number` fields: after the first batch shows
         # their type, they are selected as double precision (see _read).
-        keep = {config.cursor, *config.key, config.actor, config.lines.match if config.lines else None}
+        keep = {config.cursor, *config.key, config.actor, config.lines.match if config.lines else None,
+                config.ts.column if config.ts else None}
         kinds: dict[str, set[str]] = {}
         for spec in config.mapping.specs:
             if spec.column is not None:  # a mapped column's values are looked up as read
@@ -195,6 +208,16 @@ class SqlConnector(Connector):
     def poll(self) -> PollResult:
         with gcpolicy.paused():
             return self._poll(self.bookmark, self.config.batch_size, reconcile=True)
+
+    def export(self) -> Iterator[PollResult]:
+        """Every row of the source from its beginning, batch by batch (`connectors export`)."""
+        bookmark: Mapping[str, Any] = {}
+        while True:
+            result = self._poll(bookmark, self.config.batch_size, reconcile=False)
+            yield result
+            if not result.more or result.bookmark is None:
+                return
+            bookmark = result.bookmark
 
     def sample(self, rows: int) -> PollResult:
         result = self._poll({}, rows, reconcile=False)
@@ -345,6 +368,8 @@ class SqlConnector(Connector):
         if self.lines is not None:
             fields["lines"] = self.lines.lines_of(row[self._imatch], lines)
         ts, seq = cur.ts_and_seq(row[self._icursor], now, cfg.timezone)
+        if self._its is not None and cfg.ts is not None:
+            ts = ts_of(cfg.ts, row[self._its], cfg.timezone) or ts
         actor = row[self._iactor] if self._iactor is not None else None
         if actor is not None:
             actor = (actor if type(actor) is str else str(actor)).strip() or None
