@@ -271,7 +271,48 @@ def _sql_url(e: Entry) -> str | None:
     is_file = db not in ("", ":memory:") and not db.startswith("file:")
     if parsed.drivername.startswith("sqlite") and is_file and not Path(db).is_absolute():
         parsed = parsed.set(database=str(e.base / db))
-    return parsed.render_as_string(hide_password=False)
+    usable = _with_driver(e, parsed)
+    return usable.render_as_string(hide_password=False) if usable is not None else None
+
+
+# The installable extra per database, the drivers it brings, and their URL names.
+EXTRAS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "postgresql": ("postgres", (("psycopg2", "psycopg2"), ("psycopg", "psycopg"))),
+    "mysql": ("mysql", (("pymysql", "pymysql"), ("MySQLdb", "mysqldb"))),
+    "mariadb": ("mysql", (("pymysql", "pymysql"), ("MySQLdb", "mysqldb"))),
+}
+
+
+def _with_driver(e: Entry, url: sa.URL) -> sa.URL | None:
+    """The URL with a driver that is installed: a URL without one (`postgresql://`) gets the
+    installed one; a missing driver is one sentence naming the extra that installs it."""
+    backend, _, driver = url.drivername.partition("+")
+    try:
+        dialect = url.get_dialect()
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        e.fail("url", f"url: unknown database or driver {url.drivername!r}: {exc}")
+        return None
+    try:
+        dialect.import_dbapi()
+        return url
+    except ImportError as exc:
+        missing = exc.name or str(exc)
+    extra, drivers = EXTRAS.get(backend, ("", ()))
+    if not driver:
+        for module, name in drivers:
+            try:
+                __import__(module)
+            except ImportError:
+                continue
+            return url.set(drivername=f"{backend}+{name}")
+    if extra and driver and driver != drivers[0][1]:
+        hint = f"install it, or use {backend}+{drivers[0][1]}:// with: pip install 'orderwatch[{extra}]'"
+    elif extra:
+        hint = f"install it with: pip install 'orderwatch[{extra}]'"
+    else:
+        hint = f"install the Python driver for {backend}"
+    e.fail("url", f"url: the database driver {missing!r} is not installed; {hint}")
+    return None
 
 
 def _spreadsheet(e: Entry, common: dict[str, Any], mapping: Any) -> SpreadsheetConfig | None:

@@ -42,6 +42,7 @@ from connectors.mapping import (
     make_key,
     ts_of,
 )
+from connectors.sqlcolumns import check_columns
 from orderwatch import gcpolicy
 from orderwatch.record import ChangeRecord, DeadLetter
 
@@ -240,18 +241,34 @@ class SqlConnector(Connector):
         source's keys when a reconciliation is due and the scan reached the end."""
         with self.engine.connect() as conn:
             begin_read_only(conn)
-            found = conn.execute(self.statement(bookmark, limit))
+            try:
+                found = conn.execute(self.statement(bookmark, limit))
+            except sa.exc.DBAPIError:
+                self._check_columns(conn)
+                raise
             # The DBAPI cursor's own tuples: the columns are untyped (no result processing),
             # and SQLAlchemy's Row objects cost a sixth of a poll.
             if self._as_double is None:
                 self._as_double = _numeric_columns(self._columns, found.cursor.description, self._numbers)
             rows: list[Sequence[Any]] = list(found.cursor.fetchall())
             found.close()
-            lines = self.lines.read(conn, [r[self._imatch] for r in rows]) if self.lines else {}
+            try:
+                lines = self.lines.read(conn, [r[self._imatch] for r in rows]) if self.lines else {}
+            except sa.exc.DBAPIError:
+                self._check_columns(conn)
+                raise
             full = len(rows) >= limit
             present = self._keys(conn) if reconcile and not full and self._reconcile_due() else None
             conn.rollback()
         return _Read(rows, lines, present)
+
+    def _check_columns(self, conn: sa.Connection) -> None:
+        """After a failed read: MissingColumns naming every column the source lacks, if any."""
+        cfg, dialect = self.config, sqltext.dialect_of(self.engine.url)
+        check_columns(conn, cfg.table, cfg.query, dialect, self._columns)
+        if cfg.lines is not None and self.lines is not None:
+            needed = [cfg.lines.parent, *cfg.lines.order_by, *cfg.lines.mapping.columns()]
+            check_columns(conn, cfg.lines.table, cfg.lines.query, dialect, needed, "lines: ")
 
     def _after(self, row: Sequence[Any]) -> dict[str, Any]:
         """The scan position just after `row`: its cursor and key values, bookmark-encoded."""

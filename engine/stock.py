@@ -124,10 +124,10 @@ class StockView:
             buyer = fields.get("buyer")
             flows = _flows(state, "received_qty", "expected_date", done)
             return {k: {"in": v, **({"buyer": buyer} if buyer else {})} for k, v in flows.items()}
-        done = () if status else ("shipped_date", "delivered_date")
-        if status in CLOSED_SO or any(fields.get(d) for d in done):
+        so_done: tuple[str, ...] = () if status else ("shipped_date", "delivered_date")
+        if status in CLOSED_SO or any(fields.get(d) for d in so_done):
             return {}
-        return {k: {"out": v} for k, v in _flows(state, "shipped_qty", "promised_date", done[:1]).items()}
+        return {k: {"out": v} for k, v in _flows(state, "shipped_qty", "promised_date", so_done[:1]).items()}
 
     def apply(self, state: EntityState, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
         # A SKU has few open orders at a time: recomputing the projection is simpler than patching it.
