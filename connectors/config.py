@@ -50,7 +50,7 @@ OPTIONAL = {
             "lines", "preset", "dates", "ts"),
     "spreadsheet": ("encoding", "delimiter", "actor", "timezone", "sheet", "header_row",
                     "pattern", "settle", "dates", "ts", "lines"),
-    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone", "dates"),
+    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone", "dates", "op"),
     "webhook": ("entity", "key", "fields", "actor", "timezone", "listen", "path", "secret",
                 "token", "signature_header", "max_bytes", "seq", "op", "ts", "dates"),
 }
@@ -357,6 +357,7 @@ def _debezium(e: Entry, common: dict[str, Any], mapping: Any) -> DebeziumConfig 
         "bootstrap": e.text("bootstrap"),
         "start": e.choice("start", ("earliest", "latest"), "earliest"),
         "batch_size": e.positive_int("batch_size", 1000),
+        "op": e.choice("op", ("upsert", "reject"), "upsert"),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "topic")):
         return None
