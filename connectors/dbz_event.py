@@ -112,7 +112,7 @@ def _flattened(row: dict[str, Any], schema: Any, default_op: str | None) -> Even
 
 def _columns(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Column name → its Connect schema, from a flattened row's struct (the columns themselves)."""
-    return {c.get("field"): c for c in schema.get("fields", []) if isinstance(c, dict)}
+    return {str(c.get("field")): c for c in schema.get("fields", []) if isinstance(c, dict)}
 
 
 def _field_types(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
