@@ -271,8 +271,7 @@ def _sql_url(e: Entry) -> str | None:
     is_file = db not in ("", ":memory:") and not db.startswith("file:")
     if parsed.drivername.startswith("sqlite") and is_file and not Path(db).is_absolute():
         parsed = parsed.set(database=str(e.base / db))
-    usable = _with_driver(e, parsed)
-    return usable.render_as_string(hide_password=False) if usable is not None else None
+    return _with_driver(e, parsed).render_as_string(hide_password=False)
 
 
 # The installable extra per database, the drivers it brings, and their URL names.
@@ -283,21 +282,22 @@ EXTRAS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 }
 
 
-def _with_driver(e: Entry, url: sa.URL) -> sa.URL | None:
+def _with_driver(e: Entry, url: sa.URL) -> sa.URL:
     """The URL with a driver that is installed: a URL without one (`postgresql://`) gets the
-    installed one; a missing driver is one sentence naming the extra that installs it."""
+    installed one; a missing driver is one sentence naming the extra that installs it (for the
+    databases orderwatch has extras for; others fail on connecting, naming the module)."""
     backend, _, driver = url.drivername.partition("+")
+    if backend not in EXTRAS:
+        return url
     try:
-        dialect = url.get_dialect()
-    except (sa.exc.NoSuchModuleError, ImportError) as exc:
-        e.fail("url", f"url: unknown database or driver {url.drivername!r}: {exc}")
-        return None
-    try:
-        dialect.import_dbapi()
+        url.get_dialect().import_dbapi()
         return url
     except ImportError as exc:
         missing = exc.name or str(exc)
-    extra, drivers = EXTRAS.get(backend, ("", ()))
+    except sa.exc.NoSuchModuleError as exc:
+        e.fail("url", f"url: unknown driver {url.drivername!r}: {exc}")
+        return url
+    extra, drivers = EXTRAS[backend]
     if not driver:
         for module, name in drivers:
             try:
@@ -305,14 +305,12 @@ def _with_driver(e: Entry, url: sa.URL) -> sa.URL | None:
             except ImportError:
                 continue
             return url.set(drivername=f"{backend}+{name}")
-    if extra and driver and driver != drivers[0][1]:
+    if driver and driver != drivers[0][1]:
         hint = f"install it, or use {backend}+{drivers[0][1]}:// with: pip install 'orderwatch[{extra}]'"
-    elif extra:
-        hint = f"install it with: pip install 'orderwatch[{extra}]'"
     else:
-        hint = f"install the Python driver for {backend}"
+        hint = f"install it with: pip install 'orderwatch[{extra}]'"
     e.fail("url", f"url: the database driver {missing!r} is not installed; {hint}")
-    return None
+    return url
 
 
 def _spreadsheet(e: Entry, common: dict[str, Any], mapping: Any) -> SpreadsheetConfig | None:
