@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from tests.dbservers import server_url, unique_name
 
 CLI = [sys.executable, "-m", "orderwatch"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -199,6 +200,14 @@ def test_a_flat_export_of_order_lines_becomes_orders_with_lines(tmp_path: Path, 
     fired = {(e["rule"], e["key"]) for e in map(json.loads, done.stdout.splitlines()) if e["state"] == "firing"}
     assert ("po-partially-received", "PO-7") in fired  # line 2: 50 of 200
     assert ("po-partially-received", "PO-8") not in fired
+
+    # Counted per line with the example per-line rule: the short line alone, keyed ORDER#LINE.
+    done = run("backtest", "--input", str(records), "--to", "now", "--format", "summary",
+               "--rules", str(ROOT / "rules"), "--rules", str(ROOT / "examples" / "rules"))
+    assert json.loads(done.stdout)["rules"]["po-line-short-received"]["firing_at_end"] == 1
+    done = run("backtest", "--input", str(records), "--to", "now", "--format", "json",
+               "--rules", str(ROOT / "examples" / "rules"))
+    assert [(e["key"], e["labels"]["sku"]) for e in map(json.loads, done.stdout.splitlines())] == [("PO-7#2", "NUT-M8")]
 
 
 def test_without_the_driver_the_error_names_the_extra(tmp_path: Path) -> None:
