@@ -237,3 +237,13 @@ def test_columns_the_table_lacks_are_named_all_at_once(tmp_path: Path, po_histor
     assert done.returncode == 1
     assert f"FAILED: MissingColumns: table '{table}' has no column(s) 'Warehouse', 'remarks'; it has: 'version_id'" in done.stdout
     assert "SELECT" not in done.stdout
+
+
+def test_the_extras_the_readme_names_exist() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    assert any(dep.startswith("psycopg2") for dep in extras["postgres"])
+    assert any(dep.lower().startswith("pymysql") for dep in extras["mysql"])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install -e '.[postgres]'" in readme and "pip install -e '.[mysql]'" in readme
