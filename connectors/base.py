@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 from abc import ABC
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,11 @@ class Connector(ABC):
     def sample(self, rows: int) -> PollResult:
         """A first read of at most `rows` rows from scratch, for `connectors check`."""
         raise NotImplementedError
+
+    def export(self) -> Iterator[PollResult]:
+        """Everything the source holds now, from its beginning, as `run` would first publish
+        it (for `connectors export`); pull connectors only."""
+        raise NotImplementedError(f"{type(self).__name__} is a stream: export reads sql and spreadsheet sources")
 
     async def sample_async(self, rows: int) -> PollResult:
         """`sample` for the event loop; stream connectors override it."""

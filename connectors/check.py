@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.config import ConnectorConfig, Context, build_connector, load_config
+from connectors.mapping import FieldMapping
 from connectors.observe import Observed
 from orderwatch.record import DeadLetter
 from orderwatch.yamlsrc import SourceError
@@ -48,7 +49,9 @@ def _observing(cfg: ConnectorConfig, observed: Observed) -> ConnectorConfig:
         return cfg
     changes: dict[str, Any] = {"mapping": dataclasses.replace(mapping, observed=observed)}
     lines = getattr(cfg, "lines", None)
-    if lines is not None:
+    if isinstance(lines, FieldMapping):  # a sheet's line fields
+        changes["lines"] = dataclasses.replace(lines, observed=observed)
+    elif lines is not None:
         changes["lines"] = dataclasses.replace(lines, mapping=dataclasses.replace(lines.mapping, observed=observed))
     return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
 

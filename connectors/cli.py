@@ -16,7 +16,7 @@ _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WAR
 
 
 def register(subparsers: Any) -> None:
-    """Add `connectors check` and `connectors run` to an argparse subparsers object."""
+    """Add `connectors check`, `export` and `run` to an argparse subparsers object."""
     group = subparsers.add_parser(
         "connectors", help="check or run connectors (ERP databases, sheets, CDC topics, HTTP push)",
         description="Connectors read the systems a company runs and publish canonical change records.",
@@ -37,6 +37,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--only", action="append", metavar="ID", help="check this connector only (repeatable)")
     p.add_argument("--broker", help="kafka://host:port for debezium connectors without 'bootstrap'")
     p.set_defaults(func=cmd_check)
+
+    p = verbs.add_parser(
+        "export", help="read sql and spreadsheet sources from their beginning, write the records (JSON lines)",
+        description="Read each sql and spreadsheet connector of the file from its beginning, as "
+                    "`connectors run` first would, and write its canonical change records, one JSON "
+                    "object per line: the input of `orderwatch backtest`. A connector's `ts:` column "
+                    "gives each record the time its change happened. Nothing is published, no "
+                    "bookmark is written; per connector a summary goes to stderr. Exit 1 if the "
+                    "file has mistakes, a source cannot be read or a row is a dead letter.",
+    )
+    p.add_argument("file", help="connectors YAML file")
+    p.add_argument("--out", required=True, metavar="FILE", help="records file to write ('-': stdout)")
+    p.add_argument("--only", action="append", metavar="ID", help="export this connector only (repeatable)")
+    p.set_defaults(func=cmd_export)
 
     p = verbs.add_parser(
         "run", help="run connectors: poll, publish to the changes topic, keep bookmarks",
@@ -61,6 +75,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     bootstrap = bootstrap_of(args.broker) if args.broker else None
     return asyncio.run(check(args.file, max(1, args.rows), args.only, bootstrap))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from connectors.export import export
+
+    if args.out == "-":
+        return export(args.file, sys.stdout, args.only)
+    with open(args.out, "w", encoding="utf-8") as out:
+        return export(args.file, out, args.only)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

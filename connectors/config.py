@@ -26,6 +26,7 @@ from connectors import sqltext
 from connectors.base import Connector
 from connectors.debezium import DebeziumConfig, DebeziumConnector
 from connectors.lines import LinesConfig
+from connectors.mapping import FieldMapping
 from connectors.presets import apply_preset
 from connectors.spreadsheet import DEFAULT_PATTERNS, SpreadsheetConfig, SpreadsheetConnector
 from connectors.sql import SqlConfig, SqlConnector, lookback_of
@@ -46,10 +47,10 @@ REQUIRED = {
 }
 OPTIONAL = {
     "sql": ("table", "query", "batch_size", "actor", "timezone", "lookback", "reconcile",
-            "lines", "preset", "dates"),
+            "lines", "preset", "dates", "ts"),
     "spreadsheet": ("encoding", "delimiter", "actor", "timezone", "sheet", "header_row",
-                    "pattern", "settle", "dates"),
-    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone", "dates"),
+                    "pattern", "settle", "dates", "ts", "lines"),
+    "debezium": ("bootstrap", "start", "batch_size", "actor", "timezone", "dates", "op"),
     "webhook": ("entity", "key", "fields", "actor", "timezone", "listen", "path", "secret",
                 "token", "signature_header", "max_bytes", "seq", "op", "ts", "dates"),
 }
@@ -185,6 +186,7 @@ def _sql(e: Entry, common: dict[str, Any], mapping: Any) -> SqlConfig | None:
         "reconcile": e.seconds("reconcile"),
         "lookback": _lookback(e),
         "lines": _lines(e, common, url),
+        "ts": e.ts(common["timezone"]),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "url", "cursor")):
         return None
@@ -243,6 +245,18 @@ def _lines(e: Entry, common: dict[str, Any], url: str | None) -> LinesConfig | N
     return LinesConfig(**values)
 
 
+def _sheet_lines(e: Entry, common: dict[str, Any]) -> FieldMapping | None:
+    """A spreadsheet's `lines: {fields: …}`: rows sharing a key are one order, these its line fields."""
+    sub = e.sub("lines")
+    if sub is None:
+        return None
+    sub.known(("fields",), (), "lines of a spreadsheet", "lines")
+    mapping = sub.fields(common["timezone"], common["entity"], line=True, dates=e.dates)
+    if not sub.ok:
+        e.ok = False
+    return mapping
+
+
 def _sql_url(e: Entry) -> str | None:
     url = e.text("url")
     if url is None:
@@ -257,7 +271,46 @@ def _sql_url(e: Entry) -> str | None:
     is_file = db not in ("", ":memory:") and not db.startswith("file:")
     if parsed.drivername.startswith("sqlite") and is_file and not Path(db).is_absolute():
         parsed = parsed.set(database=str(e.base / db))
-    return parsed.render_as_string(hide_password=False)
+    return _with_driver(e, parsed).render_as_string(hide_password=False)
+
+
+# The installable extra per database, the drivers it brings, and their URL names.
+EXTRAS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "postgresql": ("postgres", (("psycopg2", "psycopg2"), ("psycopg", "psycopg"))),
+    "mysql": ("mysql", (("pymysql", "pymysql"), ("MySQLdb", "mysqldb"))),
+    "mariadb": ("mysql", (("pymysql", "pymysql"), ("MySQLdb", "mysqldb"))),
+}
+
+
+def _with_driver(e: Entry, url: sa.URL) -> sa.URL:
+    """The URL with a driver that is installed: a URL without one (`postgresql://`) gets the
+    installed one; a missing driver is one sentence naming the extra that installs it (for the
+    databases orderwatch has extras for; others fail on connecting, naming the module)."""
+    backend, _, driver = url.drivername.partition("+")
+    if backend not in EXTRAS:
+        return url
+    try:
+        url.get_dialect().import_dbapi()
+        return url
+    except ImportError as exc:
+        missing = exc.name or str(exc)
+    except sa.exc.NoSuchModuleError as exc:
+        e.fail("url", f"url: unknown driver {url.drivername!r}: {exc}")
+        return url
+    extra, drivers = EXTRAS[backend]
+    if not driver:
+        for module, name in drivers:
+            try:
+                __import__(module)
+            except ImportError:
+                continue
+            return url.set(drivername=f"{backend}+{name}")
+    if driver and driver != drivers[0][1]:
+        hint = f"install it, or use {backend}+{drivers[0][1]}:// with: pip install 'orderwatch[{extra}]'"
+    else:
+        hint = f"install it with: pip install 'orderwatch[{extra}]'"
+    e.fail("url", f"url: the database driver {missing!r} is not installed; {hint}")
+    return url
 
 
 def _spreadsheet(e: Entry, common: dict[str, Any], mapping: Any) -> SpreadsheetConfig | None:
@@ -286,6 +339,8 @@ def _spreadsheet(e: Entry, common: dict[str, Any], mapping: Any) -> SpreadsheetC
         "header_row": e.positive_int("header_row", 1),
         "pattern": patterns,
         "settle": float(settle),
+        "ts": e.ts(common["timezone"]),
+        "lines": _sheet_lines(e, common),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "path")):
         return None
@@ -300,6 +355,7 @@ def _debezium(e: Entry, common: dict[str, Any], mapping: Any) -> DebeziumConfig 
         "bootstrap": e.text("bootstrap"),
         "start": e.choice("start", ("earliest", "latest"), "earliest"),
         "batch_size": e.positive_int("batch_size", 1000),
+        "op": e.choice("op", ("upsert", "reject"), "upsert"),
     }
     if not _complete(e, values, ("id", "entity", "key", "mapping", "topic")):
         return None

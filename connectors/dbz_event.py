@@ -1,7 +1,9 @@
 """Debezium change events (JSON converter), with or without the schema envelope.
 
 `{"schema": …, "payload": {before, after, op, ts_ms, source}}` or the bare
-payload. With the schema, Debezium's logical types are decoded exactly
+payload, or a row flattened by the ExtractNewRecordState transform (its
+columns, with `__op`, `__deleted`, `__source_ts_ms` where the transform adds
+them). With the schema, Debezium's logical types are decoded exactly
 (dates as days, timestamps as ms/µs/ns since the epoch, decimals as base64
 bytes with a scale). Without it, integers in date and datetime fields are
 read as days (dates) and as s/ms/µs/ns by their magnitude (datetimes), and a
@@ -49,8 +51,10 @@ class Event:
     has_schema: bool = False  # logical types were decoded from the envelope's schema
 
 
-def parse_event(value: bytes | None) -> Event | None:
-    """Decode one message value; None for a tombstone (the null after a delete)."""
+def parse_event(value: bytes | None, flattened_op: str | None = "u") -> Event | None:
+    """Decode one message value; None for a tombstone (the null after a delete). A row without
+    the envelope (ExtractNewRecordState) is an event too: its op is `__op` when the transform
+    added it, a delete when `__deleted` is "true", else `flattened_op` (None: an EventError)."""
     if value is None:
         return None
     try:
@@ -65,7 +69,11 @@ def parse_event(value: bytes | None) -> Event | None:
     payload = doc.get("payload", doc)
     if payload is None:
         return None  # a tombstone written with the schema converter
-    if not isinstance(payload, dict) or "op" not in payload:
+    if not isinstance(payload, dict):
+        raise EventError(f"not a Debezium change event: the payload is a {type(payload).__name__}")
+    if not {"before", "after"} & payload.keys() and not {"op", "source"} <= payload.keys():
+        return _flattened(payload, schema, flattened_op)  # its columns (one may be named op)
+    if "op" not in payload:
         raise EventError("not a Debezium change event: no 'op' in the payload")
     op = payload["op"]
     if op not in ("c", "u", "d", "r", "t", "m"):
@@ -78,6 +86,33 @@ def parse_event(value: bytes | None) -> Event | None:
     ts_ms = source.get("ts_ms") or payload.get("ts_ms")
     ts = datetime.fromtimestamp(ts_ms / 1000, tz=UTC) if isinstance(ts_ms, (int, float)) else None
     return Event(op, before, after, ts, source, bool(types))
+
+
+def _flattened(row: dict[str, Any], schema: Any, default_op: str | None) -> Event:
+    """A row as ExtractNewRecordState writes it: the columns, and `__op`, `__deleted`,
+    `__source_ts_ms`/`__ts_ms`, `__table`… when its add.fields/delete.handling ask for them."""
+    types = _columns(schema) if isinstance(schema, dict) else {}
+    meta = {k: v for k, v in row.items() if k.startswith("__")}
+    columns = _decode_row({k: v for k, v in row.items() if not k.startswith("__")}, types) or {}
+    op = meta.get("__op")
+    if str(meta.get("__deleted", "")).lower() == "true":
+        op = "d"
+    if op is None:
+        op = default_op
+    if op is None:
+        raise EventError("a flattened row (ExtractNewRecordState) without __op or __deleted: add "
+                         "'add.fields=op' to the transform, or set the connector's op")
+    if op not in ("c", "u", "d", "r"):
+        raise EventError(f"unknown Debezium op {op!r} in __op")
+    ts_ms = meta.get("__source_ts_ms") or meta.get("__ts_ms")
+    ts = datetime.fromtimestamp(ts_ms / 1000, tz=UTC) if isinstance(ts_ms, (int, float)) else None
+    before, after = (columns, None) if op == "d" else (None, columns)
+    return Event(op, before, after, ts, {}, bool(types))
+
+
+def _columns(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Column name → its Connect schema, from a flattened row's struct (the columns themselves)."""
+    return {str(c.get("field")): c for c in schema.get("fields", []) if isinstance(c, dict)}
 
 
 def _field_types(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -36,6 +36,7 @@ class DebeziumConfig:
     bootstrap: str | None = None  # default: the orderwatch broker
     start: str = "earliest"  # where a partition without a bookmark starts
     batch_size: int = 1000
+    op: str = "upsert"  # a flattened row without __op/__deleted: upsert, or reject (a dead letter)
 
 
 class DebeziumConnector(Connector):
@@ -123,7 +124,7 @@ class DebeziumConnector(Connector):
     def _one(self, message: ConsumerRecord[Any, Any], result: PollResult) -> None:
         where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
-            event = parse_event(message.value)
+            event = parse_event(message.value, "u" if self.config.op == "upsert" else None)
             if event is None or event.op == "m":
                 return  # a tombstone or a logical message: no row changed
             if event.op == "t":

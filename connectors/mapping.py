@@ -314,6 +314,17 @@ def convert(value: Any, type_: str, default_tz: tzinfo = UTC, style: DateStyle |
     raise ValueError(f"unknown field type {type_!r}; known: {', '.join(FIELD_TYPES)}")
 
 
+def ts_of(spec: FieldSpec, value: Any, default_tz: tzinfo) -> datetime | None:
+    """A connector's `ts:` cell as the instant its change happened (naive = `default_tz`);
+    None for a blank cell (the connector's own time applies); MappingError if unreadable."""
+    if is_blank(value):
+        return None
+    try:
+        return parse_datetime(value, default_tz, spec.dates)
+    except ValueError as exc:
+        raise MappingError("ts", spec.column or "", cell_text(value), str(exc)) from None
+
+
 def make_key(row: Mapping[str, Any], columns: Sequence[str]) -> str:
     """The business key: the key columns' text joined with ':'; a blank part is an error."""
     parts = []

@@ -12,6 +12,7 @@ as deleted, so a file caught half-written is retried, never a mass delete.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from fnmatch import fnmatch
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector, Notice, PollResult
-from connectors.mapping import FieldMapping, MappingError, make_key
+from connectors.mapping import FieldMapping, FieldSpec, MappingError, make_key, ts_of
 from connectors.sheets import XLSX_SUFFIXES, Sheet, SheetError, detect_encoding, read_csv, read_xlsx
 from orderwatch.record import ChangeRecord, DeadLetter, Op
 
@@ -48,6 +49,8 @@ class SpreadsheetConfig:
     header_row: int = 1
     pattern: tuple[str, ...] = DEFAULT_PATTERNS
     settle: float = 2.0
+    ts: FieldSpec | None = None  # the column saying when the row changed (else the file's mtime)
+    lines: FieldMapping | None = None  # rows sharing a key are one order; these map its lines
 
 
 @dataclass(slots=True)
@@ -57,6 +60,8 @@ class _Row:
     number: int
     fields: dict[str, Any] | None  # None: the row does not map (already a dead letter)
     actor: str | None
+    ts: datetime | None = None
+    line: dict[str, Any] | None = None
 
 
 class SpreadsheetConnector(Connector):
@@ -97,6 +102,9 @@ class SpreadsheetConnector(Connector):
         # A sheet is read whole in any case: all its records, for the check's counts.
         return self._poll({}, wait=False)
 
+    def export(self) -> Iterator[PollResult]:
+        yield self._poll({}, wait=False)
+
     def _poll(self, bookmark: dict[str, Any], wait: bool) -> PollResult:
         paths = self.files()
         stats = {name: [p.stat().st_mtime_ns, p.stat().st_size] for name, p in paths.items()}
@@ -136,7 +144,7 @@ class SpreadsheetConnector(Connector):
             return sheet
         cfg = self.config
         actor = [cfg.actor] if cfg.actor else []
-        needed = list(dict.fromkeys([*cfg.key, *cfg.mapping.columns(), *actor]))
+        needed = list(dict.fromkeys([*cfg.key, *self._columns(), *actor]))
         missing = [c for c in needed if c not in sheet.header]
         if missing:
             raise SheetError(
@@ -149,6 +157,13 @@ class SpreadsheetConnector(Connector):
             raise SheetError(f"header row has column(s) {names} more than once")
         return sheet
 
+    def _columns(self) -> list[str]:
+        """The columns read besides the key and actor: fields, line fields, ts."""
+        cfg = self.config
+        lines = cfg.lines.columns() if cfg.lines else []
+        ts = [cfg.ts.column] if cfg.ts is not None and cfg.ts.column else []
+        return list(dict.fromkeys([*cfg.mapping.columns(), *lines, *ts]))
+
     def _diff(
         self, bookmark: dict[str, Any], sheets: dict[str, Sheet], unreadable_files: set[str]
     ) -> PollResult:
@@ -160,7 +175,7 @@ class SpreadsheetConnector(Connector):
         result = PollResult()
         found: dict[str, list[_Row]] = {}
         unreadable = {k for k, f in old_origin.items() if f in unreadable_files}
-        needed = {*cfg.key, *cfg.mapping.columns(), *([cfg.actor] if cfg.actor else [])}
+        needed = {*cfg.key, *self._columns(), *([cfg.actor] if cfg.actor else [])}
         for name, sheet in sheets.items():
             file = str(folder / name)
             for number in sheet.blank_rows:
@@ -184,6 +199,8 @@ class SpreadsheetConnector(Connector):
                         names = [s.name for s in cfg.mapping.specs if s.column == column]
                         raise _merged(names[0] if names else column, column, rng)
                     fields = cfg.mapping.apply(cells)
+                    line = cfg.lines.apply(cells) if cfg.lines else None
+                    ts = ts_of(cfg.ts, cells.get(cfg.ts.column or ""), cfg.timezone) if cfg.ts else None
                 except MappingError as exc:
                     result.dead.append(self._dead(file, sheet, number, cells, exc))
                     unreadable.add(key)
@@ -192,7 +209,9 @@ class SpreadsheetConnector(Connector):
                     continue
                 actor = cells.get(cfg.actor) if cfg.actor else None
                 actor_text = str(actor).strip() if actor not in (None, "") else None
-                found.setdefault(key, []).append(_Row(name, sheet.name, number, fields, actor_text))
+                found.setdefault(key, []).append(_Row(name, sheet.name, number, fields, actor_text, ts, line))
+        if cfg.lines is not None:
+            found = {key: [self._order(key, rows, result)] for key, rows in found.items()}
         for key, rows in found.items():
             if len(rows) > 1:
                 # Which copy is right is unknowable: emit none, report all.
@@ -230,7 +249,7 @@ class SpreadsheetConnector(Connector):
                 }
             seq = snapshot_no * SEQ_ROWS + row.number
             result.records.append(
-                self._record(key, "upsert", row.fields, seq, mtime, changed, row.actor)
+                self._record(key, "upsert", row.fields, seq, row.ts or mtime, changed, row.actor)
             )
         for key, fields in old_rows.items():
             if key in unreadable:
@@ -243,6 +262,26 @@ class SpreadsheetConnector(Connector):
                 result.records.append(self._record(key, "delete", fields, seq, mtime))
         result.bookmark = {"snapshot": snapshot_no, "rows": snapshot, "origin": origin}
         return result
+
+    def _order(self, key: str, rows: list[_Row], result: PollResult) -> _Row:
+        """The rows of one key as one order: header fields from its first row, a line per row
+        (`fields.lines`); a header field that differs in a later row is reported, the first
+        row's value kept. A row that does not map leaves the order unreadable (None fields)."""
+        first = rows[0]
+        if any(r.fields is None for r in rows) or first.fields is None:
+            return _Row(first.file, first.sheet, first.number, None, None)
+        fields = dict(first.fields)
+        for row in rows[1:]:
+            for name, value in (row.fields or {}).items():
+                if value != fields.get(name):
+                    where = {"file": row.file, "sheet": row.sheet, "row": row.number, "key": key}
+                    result.notices.append(Notice(
+                        f"order {key!r}: {name} is {value!r} in row {row.number} but {fields.get(name)!r} "
+                        f"in row {first.number}; the first row's value is kept", where))
+        fields["lines"] = [r.line or {} for r in rows]
+        stamps = [r.ts for r in rows if r.ts is not None]
+        actor = next((r.actor for r in rows if r.actor), None)
+        return _Row(first.file, first.sheet, first.number, fields, actor, max(stamps) if stamps else None)
 
     def _origin(self, bookmark: dict[str, Any]) -> dict[str, str]:
         """Which file each key of the snapshot came from."""

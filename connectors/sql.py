@@ -19,7 +19,7 @@ every so often and keys that vanished are emitted as deletes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -33,7 +33,16 @@ from connectors import sqlcursor as cur
 from connectors import sqltext
 from connectors.base import Connector, Notice, PollResult
 from connectors.lines import LineError, LinesConfig, LinesReader
-from connectors.mapping import FieldMapping, MappingError, jsonable, key_reader, make_key
+from connectors.mapping import (
+    FieldMapping,
+    FieldSpec,
+    MappingError,
+    jsonable,
+    key_reader,
+    make_key,
+    ts_of,
+)
+from connectors.sqlcolumns import check_columns
 from orderwatch import gcpolicy
 from orderwatch.record import ChangeRecord, DeadLetter
 
@@ -67,6 +76,7 @@ class SqlConfig:
     lookback: cur.Lookback | None = None
     reconcile: float | None = None  # seconds between key reconciliations
     lines: LinesConfig | None = None
+    ts: FieldSpec | None = None  # the column saying when the row changed (else the cursor's time)
 
 
 def readonly_url(url: str | sa.URL) -> sa.URL:
@@ -149,6 +159,8 @@ class SqlConnector(Connector):
             columns.append(config.actor)
         if config.lines:
             columns.append(config.lines.match)
+        if config.ts is not None and config.ts.column is not None:
+            columns.append(config.ts.column)
         self._columns = list(dict.fromkeys(columns))
         self._source = source_clause(config.table, config.query, self._columns, dialect)
         self.engine = read_only_engine(url, connect_args)
@@ -157,13 +169,15 @@ class SqlConnector(Connector):
         self._icursor = self._at[config.cursor]
         self._iactor = self._at[config.actor] if config.actor else None
         self._imatch = self._at[config.lines.match] if config.lines else 0
+        self._its = self._at[config.ts.column] if config.ts is not None and config.ts.column else None
         self._fields = config.mapping.reader(self._columns)
         self._key = key_reader(config.key, self._columns)
         # PostgreSQL walks an index on (cursor, key) for a row-value comparison; others may not.
         self._row_values = self.engine.dialect.name == "postgresql"
         # PostgreSQL NUMERIC columns that only feed `number` fields: after the first batch shows
         # their type, they are selected as double precision (see _read).
-        keep = {config.cursor, *config.key, config.actor, config.lines.match if config.lines else None}
+        keep = {config.cursor, *config.key, config.actor, config.lines.match if config.lines else None,
+                config.ts.column if config.ts else None}
         kinds: dict[str, set[str]] = {}
         for spec in config.mapping.specs:
             if spec.column is not None:  # a mapped column's values are looked up as read
@@ -196,6 +210,16 @@ class SqlConnector(Connector):
         with gcpolicy.paused():
             return self._poll(self.bookmark, self.config.batch_size, reconcile=True)
 
+    def export(self) -> Iterator[PollResult]:
+        """Every row of the source from its beginning, batch by batch (`connectors export`)."""
+        bookmark: Mapping[str, Any] = {}
+        while True:
+            result = self._poll(bookmark, self.config.batch_size, reconcile=False)
+            yield result
+            if not result.more or result.bookmark is None:
+                return
+            bookmark = result.bookmark
+
     def sample(self, rows: int) -> PollResult:
         result = self._poll({}, rows, reconcile=False)
         # The scan passes over rows without a cursor or key for good: say so while setting up.
@@ -217,18 +241,34 @@ class SqlConnector(Connector):
         source's keys when a reconciliation is due and the scan reached the end."""
         with self.engine.connect() as conn:
             begin_read_only(conn)
-            found = conn.execute(self.statement(bookmark, limit))
+            try:
+                found = conn.execute(self.statement(bookmark, limit))
+            except sa.exc.DBAPIError:
+                self._check_columns(conn)
+                raise
             # The DBAPI cursor's own tuples: the columns are untyped (no result processing),
             # and SQLAlchemy's Row objects cost a sixth of a poll.
             if self._as_double is None:
                 self._as_double = _numeric_columns(self._columns, found.cursor.description, self._numbers)
             rows: list[Sequence[Any]] = list(found.cursor.fetchall())
             found.close()
-            lines = self.lines.read(conn, [r[self._imatch] for r in rows]) if self.lines else {}
+            try:
+                lines = self.lines.read(conn, [r[self._imatch] for r in rows]) if self.lines else {}
+            except sa.exc.DBAPIError:
+                self._check_columns(conn)
+                raise
             full = len(rows) >= limit
             present = self._keys(conn) if reconcile and not full and self._reconcile_due() else None
             conn.rollback()
         return _Read(rows, lines, present)
+
+    def _check_columns(self, conn: sa.Connection) -> None:
+        """After a failed read: MissingColumns naming every column the source lacks, if any."""
+        cfg, dialect = self.config, sqltext.dialect_of(self.engine.url)
+        check_columns(conn, cfg.table, cfg.query, dialect, self._columns)
+        if cfg.lines is not None and self.lines is not None:
+            needed = [cfg.lines.parent, *cfg.lines.order_by, *cfg.lines.mapping.columns()]
+            check_columns(conn, cfg.lines.table, cfg.lines.query, dialect, needed, "lines: ")
 
     def _after(self, row: Sequence[Any]) -> dict[str, Any]:
         """The scan position just after `row`: its cursor and key values, bookmark-encoded."""
@@ -345,6 +385,8 @@ class SqlConnector(Connector):
         if self.lines is not None:
             fields["lines"] = self.lines.lines_of(row[self._imatch], lines)
         ts, seq = cur.ts_and_seq(row[self._icursor], now, cfg.timezone)
+        if self._its is not None and cfg.ts is not None:
+            ts = ts_of(cfg.ts, row[self._its], cfg.timezone) or ts
         actor = row[self._iactor] if self._iactor is not None else None
         if actor is not None:
             actor = (actor if type(actor) is str else str(actor)).strip() or None

@@ -168,6 +168,22 @@ class Entry:
         self.ok = False
         return None
 
+    def ts(self, tz: tzinfo) -> FieldSpec | None:
+        """`ts:` — the column saying when a row's change happened (a name, or {column, format,
+        monthfirst|dayfirst}); read as a datetime in the connector's `dates:` and timezone."""
+        value = self.m.get("ts")
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip():
+            return FieldSpec("ts", value.strip(), "datetime", self.dates)
+        if not isinstance(value, Map) or "value" in value or "map" in value:
+            self.fail("ts", "ts is a column name, or {column: …, format: …}: when the row changed")
+            return None
+        spec = FieldReader("ts", value, tz, self.problems).spec("datetime", self.dates)
+        if spec is None:
+            self.ok = False
+        return spec
+
     def date_style(self, key: str = "dates") -> DateStyle | None:
         """The connector's `dates:` ({format, monthfirst|dayfirst}): its date fields' default."""
         value = self.m.get(key)

@@ -2,7 +2,8 @@
 
 Same contract as engine/stock.py (see engine/aggregate.py). An open
 receivable invoice (direction `receivable`, or no direction and a customer;
-status not paid/cancelled/void; amount − paid_amount > 0) contributes
+status not paid/cancelled/void; amount − paid_amount > 0; no `paid_date`
+without a `paid_amount`, which means paid) contributes
 `{open, due, currency, clerk, ref}` under its customer.
 
 Derived fields: `customer`, `clerk` (of its open invoices, alphabetically
@@ -64,6 +65,8 @@ class AccountView:
         customer = f.get("customer") or f.get("counterparty")
         if direction != "receivable" or not customer or str(f.get("status") or "").lower() in CLOSED:
             return {}
+        if f.get("paid_date") and f.get("paid_amount") is None:
+            return {}  # a source that says "paid on …" and not how much
         open_amount = _num(f.get("amount")) - _num(f.get("paid_amount"))
         if open_amount <= 0:
             return {}

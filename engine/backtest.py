@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO
 
 from engine.evaluator import Evaluator
@@ -33,6 +34,11 @@ class Backtest:
     duplicates: int = 0
     invalid: list[str] = field(default_factory=list)  # "file:line: reason"
     seconds: float = 0.0
+    # Records outside --from/--to: before --from they build state only, after --to they are not replayed.
+    before_start: int = 0
+    after_end: int = 0
+    first_after: datetime | None = None
+    end: datetime | None = None
 
     def counts(self) -> dict[str, Counter[str]]:
         """rule → Counter(fired=…, resolved=…, firing_at_end=…)."""
@@ -91,8 +97,14 @@ def run(evaluator: Evaluator, records: Iterable[ChangeRecord], start: float | No
     """Replay records up to `end` (default: the last record); report transitions at or after `start`."""
     result = Backtest()
     ordered = sort_records(records)
+    if start is not None:
+        result.before_start = sum(1 for r in ordered if r.ts.timestamp() < start)
     if end is not None:
-        ordered = [r for r in ordered if r.ts.timestamp() <= end]
+        later = [r for r in ordered if r.ts.timestamp() > end]
+        result.after_end = len(later)
+        result.first_after = later[0].ts if later else None
+        result.end = datetime.fromtimestamp(end, UTC)
+        ordered = ordered[: len(ordered) - len(later)]
     sim = Simulation(evaluator)
     bar = Progress(len(ordered), progress)
     began = time.perf_counter()
@@ -121,6 +133,35 @@ def event_json(event: AlertEvent) -> dict[str, object]:
     }
 
 
+def outside(result: Backtest) -> list[str]:
+    """Sentences about the records outside --from/--to (none when all were inside)."""
+    lines = []
+    if result.after_end:
+        end = result.end.isoformat() if result.end else "--to"
+        first = result.first_after.isoformat() if result.first_after else "?"
+        lines.append(f"{result.after_end} record(s) after --to {end} were not replayed (the first at {first})")
+    if result.before_start:
+        lines.append(f"{result.before_start} record(s) before --from built state only; their transitions are not listed")
+    return lines
+
+
+def summary_json(result: Backtest) -> dict[str, object]:
+    """The per-rule counts and the record counts as one JSON object (`--format summary`)."""
+    counts = result.counts()
+    return {
+        "rules": {rule: {"fired": c["fired"], "resolved": c["resolved"], "firing_at_end": c["firing_at_end"]}
+                  for rule, c in sorted(counts.items())},
+        "records": result.records, "replays_ignored": result.duplicates, "invalid": len(result.invalid),
+        "before_from": result.before_start, "after_to": result.after_end,
+        "first_after_to": result.first_after.isoformat() if result.first_after else None,
+        "transitions": len(result.events), "firing_at_end": len(result.firing),
+    }
+
+
+def print_summary(result: Backtest, out: IO[str]) -> None:
+    out.write(json.dumps(summary_json(result), ensure_ascii=False, indent=2) + "\n")
+
+
 def print_text(result: Backtest, out: IO[str]) -> None:
     for e in result.events:
         mark = "FIRING  " if e.state == "firing" else "RESOLVED"
@@ -135,6 +176,8 @@ def print_text(result: Backtest, out: IO[str]) -> None:
     out.write(f"\n{result.records} records ({result.duplicates} replays ignored, {len(result.invalid)} invalid), "
               f"{len(result.events)} transitions, {len(result.firing)} firing at the end; "
               f"{result.seconds:.2f}s ({rate:,.0f} records/s)\n")
+    for line in outside(result):
+        out.write(line + "\n")
 
 
 def print_json(result: Backtest, out: IO[str]) -> None:

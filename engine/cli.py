@@ -138,8 +138,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     result.invalid = invalid
     for line in invalid:
         print(f"invalid record: {line}", file=sys.stderr)
+    for line in backtest.outside(result) if args.format != "text" else []:
+        print(line, file=sys.stderr)  # the text format ends with them
+    if not result.records and records:
+        print(f"no record of {args.input} was replayed ({len(records)} read)", file=sys.stderr)
     if args.format == "json":
         backtest.print_json(result, sys.stdout)
+    elif args.format == "summary":
+        backtest.print_summary(result, sys.stdout)
     else:
         backtest.print_text(result, sys.stdout)
     return 0
@@ -177,8 +183,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="report transitions from this ISO time on (earlier records still build state)")
     p.add_argument("--to", dest="end", metavar="TIME",
                    help="stop at this ISO time, or 'now' (default: the last record's time)")
-    p.add_argument("--format", choices=["text", "json"], default="text",
-                   help="text: timeline and counts; json: one object per transition")
+    p.add_argument("--format", choices=["text", "json", "summary"], default="text",
+                   help="text: timeline and counts; json: one object per transition; summary: one JSON "
+                        "object with per-rule fired/resolved/firing-at-end counts and the record counts")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(func=cmd_backtest)

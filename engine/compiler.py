@@ -48,8 +48,18 @@ from engine.rules import Rule
 from orderwatch.yamlsrc import SourceError
 
 __all__ = [
-    "GUARD", "NOW", "NOW_B", "EntityProgram", "FactSpec", "Flip", "compile_cond", "compile_entity",
-    "compile_rule", "compile_rules", "time_key",
+    "GUARD",
+    "LINE_PROGRAM",
+    "NOW",
+    "NOW_B",
+    "EntityProgram",
+    "FactSpec",
+    "Flip",
+    "compile_cond",
+    "compile_entity",
+    "compile_rule",
+    "compile_rules",
+    "time_key",
 ]
 
 MAX_RULES_PER_RULESET = 200
@@ -405,11 +415,15 @@ def compile_entity(entity: str, rules: list[Rule]) -> EntityProgram:
     )
 
 
+LINE_PROGRAM = "#line"  # the suffix of a per-line program's key
+
+
 def compile_rules(rules: list[Rule]) -> dict[str, EntityProgram]:
-    """Group rules by entity and compile each group; raise SourceError on what cannot compile."""
+    """Group rules by entity and compile each group; raise SourceError on what cannot compile.
+    Per-line rules (`per: line`) make a program of their own, keyed `<entity>#line`."""
     by_entity: dict[str, list[Rule]] = {}
     for rule in rules:
-        by_entity.setdefault(rule.entity, []).append(rule)
+        by_entity.setdefault(rule.entity + LINE_PROGRAM if rule.per == "line" else rule.entity, []).append(rule)
     programs: dict[str, EntityProgram] = {}
     problems = []
     for entity, group in by_entity.items():

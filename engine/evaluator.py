@@ -15,7 +15,7 @@ from typing import Any
 
 from engine import aggregate
 from engine.clock import iso, to_datetime, to_epoch
-from engine.compiler import GUARD, EntityProgram, compile_rules, time_key
+from engine.compiler import GUARD, LINE_PROGRAM, EntityProgram, compile_rules, time_key
 from engine.conditions import ChangeSpec
 from engine.expr import fields_of
 from engine.facts import build_fact, latest_change, next_flip
@@ -87,6 +87,7 @@ class Prepared:
     hint: float | None = None
     later: float | None = None  # when instant-dependent derived fields change next
     matched: set[str] = field(default_factory=set)
+    lines: list[Prepared] = field(default_factory=list)  # its lines, for per-line rules
 
 
 def _relevant_fields(program: EntityProgram) -> frozenset[str] | None:
@@ -106,6 +107,53 @@ def _relevant_fields(program: EntityProgram) -> frozenset[str] | None:
     return frozenset(names)
 
 
+LINE_SEP = "#"  # ORDER#LINE keys; rule#LINE in an order's firing (rule ids hold no '#')
+
+
+def _number(line: EntityState) -> str:
+    return line["key"].rpartition(LINE_SEP)[2]
+
+
+def _line_state(order: EntityState, number: str, line: dict[str, Any], deleted: bool = False) -> EntityState:
+    """One line of an order as a state of its own: the line's fields over the order's, plus
+    `order` and `line` (for the texts); key ORDER#LINE."""
+    fields = {k: v for k, v in order["fields"].items() if k != "lines"}
+    fields.update((k, v) for k, v in line.items() if v is not None)
+    fields.update(order=order["key"], line=number)
+    return EntityState(entity=order["entity"], key=f"{order['key']}{LINE_SEP}{number}", p=order["p"],
+                       fields=fields, seqs={}, history=order["history"], firing={}, due=None,
+                       ts=order["ts"], deleted=deleted)
+
+
+def _line_states(order: EntityState) -> list[EntityState]:
+    """The lines of an order as states: numbered by `line_no`, else by position (from 1)."""
+    lines = order["fields"].get("lines")
+    out: list[EntityState] = []
+    seen: set[str] = set()
+    for i, line in enumerate(lines if isinstance(lines, list) else []):
+        if not isinstance(line, dict):
+            continue
+        number = str(line.get("line_no") if line.get("line_no") not in (None, "") else i + 1)
+        if number in seen:
+            number = str(i + 1)
+        seen.add(number)
+        out.append(_line_state(order, number, line))
+    return out
+
+
+def _split(state: EntityState) -> tuple[tuple[dict[str, float], dict[str, float]],
+                                          dict[str, tuple[dict[str, float], dict[str, float]]]]:
+    """An order's own firing and pending, and its lines' (by line number)."""
+    own: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    lines: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    for slot, entries in enumerate((state["firing"], state.get("pending") or {})):
+        for name, since in entries.items():
+            rule, sep, number = name.partition(LINE_SEP)
+            target = lines.setdefault(number, ({}, {})) if sep else own
+            target[slot][rule] = since
+    return own, lines
+
+
 class Evaluator:
     """Compiled rules for every entity, and the durable_rules matchers that run them."""
 
@@ -113,11 +161,14 @@ class Evaluator:
                  programs: dict[str, EntityProgram] | None = None) -> None:
         """`programs`: `compile_rules(rules)` if already done (a reload compiles on another thread)."""
         self.rules = rules
-        self.programs: dict[str, EntityProgram] = compile_rules(rules) if programs is None else programs
+        every = compile_rules(rules) if programs is None else programs
+        self.programs: dict[str, EntityProgram] = {e: p for e, p in every.items() if not e.endswith(LINE_PROGRAM)}
+        # Per-line rules (`per: line`), by the entity whose lines they read.
+        self.line_programs = {e.removesuffix(LINE_PROGRAM): p for e, p in every.items() if e.endswith(LINE_PROGRAM)}
         self._matchers: dict[str, Matcher] = {}
         self._patterns: dict[str, Matcher] = {}
         try:
-            for e, p in self.programs.items():
+            for e, p in every.items():
                 self._matchers[e] = Matcher(f"{name}.{e}", p.rulesets)
                 if p.spec.negated_patterns:
                     self._patterns[e] = Matcher(f"{name}.{e}.patterns", ({
@@ -133,10 +184,13 @@ class Evaluator:
         # Derived entities whose fields also depend on the instant (customer_account).
         self._derived_now = {e for e in self._derived if getattr(aggregate.view_of(e), "depends_on_now", True)}
         self._relevant = {e: _relevant_fields(p) for e, p in self.programs.items()}
+        for e, p in self.line_programs.items():
+            own, of_lines = self._relevant.get(e, frozenset()), _relevant_fields(p)
+            self._relevant[e] = None if own is None or of_lines is None else own | of_lines | {"lines"}
         self._min_for = {e: min(r.for_seconds for r in p.rules if r.for_seconds > 0)
-                         for e, p in self.programs.items() if any(r.for_seconds > 0 for r in p.rules)}
+                         for e, p in every.items() if any(r.for_seconds > 0 for r in p.rules)}
         self._min_keep = {e: min(r.keep_firing_for for r in p.rules if r.keep_firing_for > 0)
-                          for e, p in self.programs.items() if any(r.keep_firing_for > 0 for r in p.rules)}
+                          for e, p in every.items() if any(r.keep_firing_for > 0 for r in p.rules)}
         # Rules removed by a reload: their firing alerts still resolve with their own texts.
         self._retired: dict[str, Rule] = {}
         if previous is not None:
@@ -177,21 +231,37 @@ class Evaluator:
         `changed` is the diff of the record (or fold) just applied, None when unknown or
         when it created the state. Time needs no evaluation here: the state's deadline
         already covers it. A state with a `for:` timer pending is always evaluated."""
-        program = self.programs.get(state["entity"])
-        if program is None:
+        entity = state["entity"]
+        if entity not in self.programs and entity not in self.line_programs:
             return bool(state["firing"])
         if (changed is None or state["deleted"] or state.get("pending") or state.get("keeping")
-                or program.entity in self._derived_now):
+                or entity in self._derived_now):
             return True
-        relevant = self._relevant[program.entity]
+        relevant = self._relevant[entity]
         return relevant is None or not relevant.isdisjoint(changed)
 
     def prepare(self, state: EntityState, now: float) -> Prepared:
-        """Build the fact of a state at `now` (a snapshot: the state may change before `complete`)."""
+        """Build the fact of a state at `now` (a snapshot: the state may change before `complete`);
+        with per-line rules for its entity, one for each of its lines too (`Prepared.lines`)."""
         program = self.programs.get(state["entity"])
         if program is None or state["deleted"]:
-            return Prepared(state, now, None, None, {}, ())
-        fields = state["fields"]
+            item = Prepared(state, now, None, None, {}, ())
+        else:
+            item = self._prepare(program, state, state["fields"], now)
+        if state["entity"] in self.line_programs and not state["deleted"]:
+            item.lines = [self._prepare_line(line, now) for line in _line_states(state)]
+            hints = [x for x in (item.hint, *(line.hint for line in item.lines)) if x is not None]
+            item.hint = min(hints) if hints else None
+        return item
+
+    def _prepare_line(self, line: EntityState, now: float) -> Prepared:
+        """A line's fact (its firing is filled in by `complete`)."""
+        program = self.line_programs.get(line["entity"])
+        if program is None or line["deleted"]:
+            return Prepared(line, now, None, None, {}, ())
+        return self._prepare(program, line, line["fields"], now)
+
+    def _prepare(self, program: EntityProgram, state: EntityState, fields: dict[str, Any], now: float) -> Prepared:
         if program.entity in self._derived:
             fields = {**fields, **aggregate.at_now(state, now)}
         if "key" not in fields and "key" in program.spec.values:
@@ -222,14 +292,16 @@ class Evaluator:
         """Match prepared facts (one durable_rules call per entity), then apply the transitions in
         order, so that a state prepared several times goes through each instant in turn."""
         by_entity: dict[str, list[Prepared]] = {}
-        for item in prepared:
+        programs: dict[str, EntityProgram] = {}
+        for item in (x for top in prepared for x in (top, *top.lines)):
             if item.program is not None:
                 by_entity.setdefault(item.program.entity, []).append(item)
+                programs[item.program.entity] = item.program
         for entity, group in by_entity.items():
             facts = [item.fact for item in group]
-            if self.programs[entity].spec.negated_patterns:
-                self._match_patterns(self.programs[entity], facts)  # type: ignore[arg-type]
-            spec = self.programs[entity].spec
+            if programs[entity].spec.negated_patterns:
+                self._match_patterns(programs[entity], facts)  # type: ignore[arg-type]
+            spec = programs[entity].spec
             for item, rules in zip(group, self._matchers[entity].match(facts)):  # type: ignore[arg-type]
                 guards = {r for r in rules if r.startswith(GUARD)}
                 item.matched = rules - guards if guards else rules
@@ -240,15 +312,49 @@ class Evaluator:
                 item.due = flip
         events: list[AlertEvent] = []
         for item in prepared:
-            state, now = item.state, item.now
-            if item.program is None:
-                state["due"] = None
-                state.pop("pending", None)
-                events.extend(self._transitions(state, set(), {}, {}, (), now))
+            state = item.state
+            if not item.lines and not any(LINE_SEP in r for r in (*state["firing"], *state.get("pending", {}))):
+                events.extend(self._apply(item))
                 continue
-            state["due"] = item.due
-            events.extend(self._transitions(state, item.matched, item.fact, item.fields, item.history, now))
+            # The order's own alerts, then each line's; the lines' are kept in the order's state
+            # as `rule#LINE`, read here (not when prepared: a state may be prepared twice in a batch).
+            (firing, pending), of_lines = _split(state)
+            state["firing"], state["pending"] = firing, pending
+            events.extend(self._apply(item))
+            firing, pending = state["firing"], state.get("pending") or {}
+            dues = [state["due"]]
+            lines = list(item.lines)
+            for number, (f, p) in of_lines.items():
+                if not any(_number(line.state) == number for line in lines):
+                    gone = _line_state(state, number, {}, deleted=True)  # the line, or its rule, is gone
+                    lines.append(Prepared(gone, item.now, None, None, {}, ()))
+                    gone["firing"], gone["pending"] = f, p
+            for line in lines:
+                number = _number(line.state)
+                if number in of_lines and line.program is not None:
+                    line.state["firing"], line.state["pending"] = of_lines[number]
+                events.extend(self._apply(line))
+                firing.update({r + LINE_SEP + number: t for r, t in line.state["firing"].items()})
+                pending.update({r + LINE_SEP + number: t for r, t in (line.state.get("pending") or {}).items()})
+                dues.append(line.state["due"])
+            state["firing"] = firing
+            if pending:
+                state["pending"] = pending
+            else:
+                state.pop("pending", None)
+            known = [d for d in dues if d is not None]
+            state["due"] = min(known) if known else None
         return events
+
+    def _apply(self, item: Prepared) -> list[AlertEvent]:
+        """Set a prepared state's deadline and apply its transitions."""
+        state, now = item.state, item.now
+        if item.program is None:
+            state["due"] = None
+            state.pop("pending", None)
+            return self._transitions(state, set(), {}, {}, (), now)
+        state["due"] = item.due
+        return self._transitions(state, item.matched, item.fact, item.fields, item.history, now)
 
     def _match_patterns(self, program: EntityProgram, facts: list[dict[str, Any]]) -> None:
         """Negated contains/matches: durable_rules' own regex engine decides, in a first pass."""

@@ -35,8 +35,9 @@ from engine.conditions import (
     size,
 )
 from engine.pattern import durable_rejects
-from engine.schema import DECLARE_HINT, known_fields
+from engine.schema import DECLARE_HINT, known_fields, line_fields
 from engine.templates import NAME
+from orderwatch.record import ENTITIES
 from orderwatch.yamlsrc import Map, Pos, Seq, SourceError, load_file, pos_of, short
 
 __all__ = [
@@ -64,12 +65,14 @@ __all__ = [
 SEVERITIES = ("info", "warning", "critical")
 RULE_KEYS = {
     "id", "title", "description", "entity", "when", "for", "keep_firing_for", "calendar", "severity", "owner",
-    "labels", "summary", "escalate",
+    "labels", "summary", "escalate", "per",
 }
 TEMPLATE_EXTRA = {
     "key", "entity", "rule", "now", "overdue_days", "days_left", "changed_fields", "changed_by",
     "changed_at",
 }
+# What a per-line rule's templates name besides the order's and the line's fields.
+LINE_EXTRA = {"order", "line"}
 MAX_RULES = 1000  # in all the files loaded together
 MAX_CONDITIONS = 32  # comparisons in one rule's `when`, line conditions included
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -114,6 +117,8 @@ class Rule:
     escalate: tuple[Escalation, ...] = ()
     # {"title": {lang: template}, "summary": {...}} when written by language; empty for a single text.
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    # "line": the rule fires per order line (key ORDER#LINE), on the line's fields over the order's.
+    per: str | None = None
 
     def time_fields(self) -> list[str]:
         """Fields compared with `now`, in document order (the first one is the rule's deadline)."""
@@ -153,7 +158,8 @@ def check_template(text: str, entity: str, extra: set[str] = TEMPLATE_EXTRA) -> 
     return None
 
 
-def _text(node: Map, key: str, entity: str, problems: Problems) -> tuple[str, dict[str, str]]:
+def _text(node: Map, key: str, entity: str, problems: Problems,
+          extra: set[str] = TEMPLATE_EXTRA) -> tuple[str, dict[str, str]]:
     """A template, or a {language: template} mapping: (the texts joined as 'zh / en', {language: text}).
 
     Each language's text is checked on its own, so a problem is reported at its own line."""
@@ -169,7 +175,7 @@ def _text(node: Map, key: str, entity: str, problems: Problems) -> tuple[str, di
             if not isinstance(text, str) or not text.strip():
                 problems.add(value.at(lang), f"{key} in {lang} must be a text, got {short(text)}")
                 continue
-            why = check_template(text, entity)
+            why = check_template(text, entity, extra)
             if why:
                 problems.add(value.at(lang), f"{key} in {lang}: {why}")
                 continue
@@ -180,7 +186,7 @@ def _text(node: Map, key: str, entity: str, problems: Problems) -> tuple[str, di
     if not isinstance(value, str):
         problems.add(node.at(key), f"{key} is a text or a {{zh: …, en: …}} mapping")
         return "", {}
-    why = check_template(value, entity)
+    why = check_template(value, entity, extra)
     if why:
         problems.add(node.at(key), why)
     return value, {}
@@ -246,7 +252,19 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems,
     if not isinstance(entity, str) or not known_fields(entity):
         problems.add(node.at("entity"), f"unknown entity {short(entity)}")
         return None
+    per = node.get("per")
+    extra = TEMPLATE_EXTRA
     fields = known_fields(entity)
+    having = ", ".join(e for e in ENTITIES if line_fields(e))
+    if per is not None and per != "line":
+        problems.add(node.at("per"), f"per is 'line' (a rule per order line, for {having}), got {short(per)}")
+        per = None
+    elif per == "line" and not line_fields(entity):
+        problems.add(node.at("per"), f"per: line is for entities with lines ({having}); {entity} has none")
+        per = None
+    if per == "line":
+        fields = fields | line_fields(entity)
+        extra = TEMPLATE_EXTRA | line_fields(entity) | LINE_EXTRA
     severity = node.get("severity", "warning")
     if severity not in SEVERITIES:
         problems.add(node.at("severity"), f"severity must be one of {', '.join(SEVERITIES)}")
@@ -265,12 +283,12 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems,
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             problems.add(labels.at(name), f"label '{name}' must be a text (a template), got {short(value)}; write it in quotes")
             continue
-        why = check_template(str(value), entity)
+        why = check_template(str(value), entity, extra)
         if why:
             problems.add(labels.at(name), why)
-    title, titles = _text(node, "title", entity, problems)
+    title, titles = _text(node, "title", entity, problems, extra)
     title = title or str(rule_id)
-    summary, summaries = _text(node, "summary", entity, problems)
+    summary, summaries = _text(node, "summary", entity, problems, extra)
     for_seconds = 0.0
     if "for" in node:
         try:
@@ -292,7 +310,11 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems,
             problems.add(node.at("calendar"), f"unknown calendar {short(calendar)}; known: {', '.join(names)} "
                          "(define one under `calendars:`)")
     escalate = _escalations(node.get("escalate"), node.at("escalate"), problems)
-    when = ConditionParser(entity, problems).parse(node["when"], node.at("when"))
+    parser = ConditionParser(entity, problems)
+    if per == "line":
+        parser.fields = fields  # the line's fields, and the order's
+        parser.scope = f"a line of {entity} or its order"
+    when = parser.parse(node["when"], node.at("when"))
     if when is not None and size(when) > MAX_CONDITIONS:
         problems.add(node.at("when"), f"rule has {size(when)} conditions; at most {MAX_CONDITIONS} (split it into several rules)")
     if len(problems.items) > before or when is None:
@@ -303,6 +325,7 @@ def _parse_rule(node: Any, pos: Pos, problems: Problems,
         description=str(node.get("description", "")).strip(), for_seconds=for_seconds,
         keep_firing_for=keep_firing_for, calendar=None if calendar is None else str(calendar),
         business_calendar=business_calendar, escalate=escalate, texts={k: v for k, v in (("title", titles), ("summary", summaries)) if v},
+        per=per,
     )
 
 

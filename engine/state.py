@@ -7,7 +7,7 @@ A state is a JSON-able dict (it lives in a Faust table and its changelog):
     fields         current values under canonical names
     seqs           last applied seq per source (replays are recognised and dropped)
     history        the most recent changes, newest last, with field-level diffs
-    firing         rule id → epoch seconds when it started firing
+    firing         rule id → epoch seconds when it started firing (a per-line rule's: `rule#LINE`)
     due            epoch seconds of the next instant a rule's truth can change, or None
     ts             source time of the last applied change
     deleted        the source deleted it (kept only until its alerts resolve)

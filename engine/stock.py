@@ -25,7 +25,18 @@ What each source contributes (values under `sku@warehouse`):
   the quantity still to ship (`qty − shipped_qty`) on its `promised_date` →
   `out: [[date, qty, ref]]`.
 
-Lines without a SKU, a warehouse or a date are not projected.
+When an order has no `status`, its dates say whether it is open: a purchase
+order with a `received_date`, a sales order with a `shipped_date` or
+`delivered_date` contributes nothing; a line with its own `received_date` /
+`shipped_date` is done too. A status, when given, decides alone. Quantities
+always count: a line whose `received_qty`/`shipped_qty` reaches its `qty`
+contributes nothing.
+
+Missing values: a line without a SKU, a warehouse, a date or a `qty` is not
+projected; a missing `received_qty`/`shipped_qty` is 0. A SKU with no
+inventory record has no `on_hand` field (the rules that read it do not fire),
+but its projection starts from 0 on hand; missing `reserved` and
+`safety_stock` count as 0.
 
 Derived fields (time-independent: the projection walks dated events in order,
 demand before supply on the same day):
@@ -68,8 +79,10 @@ def stock_key(sku: Any, warehouse: Any) -> str | None:
     return f"{sku}@{warehouse}"
 
 
-def _flows(state: EntityState, done_qty: str, date_field: str) -> dict[str, list[list[Any]]]:
-    """Open quantity per stock key: [[date, qty, ref], …] from the lines, or the header."""
+def _flows(state: EntityState, done_qty: str, date_field: str,
+           done_dates: tuple[str, ...] = ()) -> dict[str, list[list[Any]]]:
+    """Open quantity per stock key: [[date, qty, ref], …] from the lines, or the header. A line
+    with one of `done_dates` set is done (given only for orders without a status)."""
     fields = state["fields"]
     lines = fields.get("lines")
     has_lines = isinstance(lines, list) and bool(lines)
@@ -82,6 +95,8 @@ def _flows(state: EntityState, done_qty: str, date_field: str) -> dict[str, list
         qty, done = _num(item.get("qty")), _num(item.get(done_qty)) or 0.0
         date = item.get(date_field) or fields.get(date_field)
         if key is None or qty is None or qty - done <= 0 or not isinstance(date, str):
+            continue
+        if item is not fields and any(item.get(d) for d in done_dates):
             continue
         ref = state["key"] if item is fields else f"{state['key']}/{item.get('line_no', i + 1)}"
         out.setdefault(key, []).append([date[:10], _clean(qty - done), ref])
@@ -103,13 +118,16 @@ class StockView:
             values = {k: fields[k] for k in ("on_hand", "reserved", "safety_stock", "owner") if fields.get(k) is not None}
             return {key: values}
         if entity == "purchase_order":
-            if status in CLOSED_PO:
+            done = () if status else ("received_date",)
+            if status in CLOSED_PO or any(fields.get(d) for d in done):
                 return {}
             buyer = fields.get("buyer")
-            return {k: {"in": v, **({"buyer": buyer} if buyer else {})} for k, v in _flows(state, "received_qty", "expected_date").items()}
-        if status in CLOSED_SO:
+            flows = _flows(state, "received_qty", "expected_date", done)
+            return {k: {"in": v, **({"buyer": buyer} if buyer else {})} for k, v in flows.items()}
+        so_done: tuple[str, ...] = () if status else ("shipped_date", "delivered_date")
+        if status in CLOSED_SO or any(fields.get(d) for d in so_done):
             return {}
-        return {k: {"out": v} for k, v in _flows(state, "shipped_qty", "promised_date").items()}
+        return {k: {"out": v} for k, v in _flows(state, "shipped_qty", "promised_date", so_done[:1]).items()}
 
     def apply(self, state: EntityState, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
         # A SKU has few open orders at a time: recomputing the projection is simpler than patching it.

@@ -288,3 +288,60 @@ def test_start_latest_is_where_the_connector_first_started_not_where_it_restarts
         assert [r.key for r in rest.records] == ["PO-2"]
 
     asyncio.run(go())
+
+
+def flat(row: dict[str, Any], schema: bool = True, **meta: Any) -> bytes:
+    """A row as Debezium's ExtractNewRecordState transform writes it (add.fields=op,source.ts_ms and
+    delete.handling.mode=rewrite give `__op`, `__source_ts_ms` and `__deleted`)."""
+    payload = {**row, **meta}
+    if not schema:
+        return json.dumps(payload).encode()
+    extra = [{"type": "int64" if k.endswith("ts_ms") else "string", "optional": True, "field": k} for k in meta]
+    doc = {"schema": {**ROW_SCHEMA, "fields": ROW_SCHEMA["fields"] + extra}, "payload": payload}
+    return json.dumps(doc).encode()
+
+
+def test_a_flattened_stream_maps_like_an_enveloped_one(broker: EmbeddedBroker) -> None:
+    enveloped = [
+        (key("PO-1"), event("c", None, schema_row("PO-1", "open"))),
+        (key("PO-1"), event("u", schema_row("PO-1", "open"), schema_row("PO-1", "approved", "1300.00"),
+                            ts_ms=TS_MS + 60_000)),
+        (key("PO-2"), event("c", None, schema_row("PO-2", "open"))),
+        (key("PO-2"), event("d", schema_row("PO-2", "open"), None, ts_ms=TS_MS + 120_000)),
+        (key("PO-2"), None),  # the tombstone after a delete
+    ]
+    flattened = [
+        (key("PO-1"), flat(schema_row("PO-1", "open"), __op="c", __source_ts_ms=TS_MS, __deleted="false")),
+        (key("PO-1"), flat(schema_row("PO-1", "approved", "1300.00"), __op="u", __source_ts_ms=TS_MS + 60_000,
+                           __deleted="false")),
+        (key("PO-2"), flat(schema_row("PO-2", "open"), __op="c", __source_ts_ms=TS_MS, __deleted="false")),
+        (key("PO-2"), flat(schema_row("PO-2", "open"), __op="d", __source_ts_ms=TS_MS + 120_000, __deleted="true")),
+        (key("PO-2"), None),
+    ]
+
+    def seen(result: PollResult) -> list[tuple[Any, ...]]:
+        return [(r.key, r.op, r.fields, r.ts, r.actor) for r in result.records]
+
+    async def go() -> None:
+        _, full = await read_topic(broker, f"erp-env-{uuid.uuid4().hex[:6]}", enveloped, partitions=1)
+        _, unwrapped = await read_topic(broker, f"erp-flat-{uuid.uuid4().hex[:6]}", flattened, partitions=1)
+        assert full.dead == [] and unwrapped.dead == []
+        assert seen(unwrapped) == seen(full) and len(full.records) == 4
+        assert [r.op for r in unwrapped.records] == ["upsert", "upsert", "upsert", "delete"]
+
+        # Without __op (the transform's defaults): the configured op, upsert; a __deleted row is a delete.
+        bare = [(key("PO-3"), flat(plain_row("PO-3", "open"), schema=False)),
+                (key("PO-3"), flat(plain_row("PO-3", "open"), schema=False, __deleted="true"))]
+        topic = f"erp-bare-{uuid.uuid4().hex[:6]}"
+        _, result = await read_topic(broker, topic, bare, partitions=1)
+        assert [(r.key, r.op, r.fields.get("amount")) for r in result.records] == [
+            ("PO-3", "upsert", 99.9), ("PO-3", "delete", 99.9)]
+        strict = connector(broker, topic, op="reject")
+        await strict.start(lambda result: asyncio.sleep(0))
+        result = await drain(strict)
+        await strict.stop()
+        assert [d.reason for d in result.dead][:1] == [
+            ("a flattened row (ExtractNewRecordState) without __op or __deleted: add 'add.fields=op' to "
+             "the transform, or set the connector's op")]
+
+    asyncio.run(go())

@@ -8,6 +8,9 @@ lines included.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -50,10 +53,12 @@ CREATE TABLE sale_order_line (
   id serial PRIMARY KEY, order_id int NOT NULL, sequence int, product_id int, name text NOT NULL,
   product_uom_qty numeric NOT NULL, qty_delivered numeric, qty_invoiced numeric,
   price_unit numeric NOT NULL, price_subtotal numeric, display_type varchar, write_date timestamp);
-CREATE TABLE stock_warehouse (id serial PRIMARY KEY, name varchar NOT NULL, code varchar NOT NULL);
+CREATE TABLE stock_warehouse (
+  id serial PRIMARY KEY, name varchar NOT NULL, code varchar NOT NULL, view_location_id int NOT NULL,
+  lot_stock_id int NOT NULL);
 CREATE TABLE stock_location (
   id serial PRIMARY KEY, name varchar NOT NULL, complete_name varchar, usage varchar NOT NULL,
-  warehouse_id int);
+  location_id int, parent_path varchar);
 CREATE TABLE stock_quant (
   id serial PRIMARY KEY, product_id int NOT NULL, location_id int NOT NULL, lot_id int,
   quantity numeric, reserved_quantity numeric NOT NULL DEFAULT 0, write_date timestamp);
@@ -63,6 +68,16 @@ CREATE TABLE account_move (
   amount_residual numeric, invoice_origin varchar, partner_id int, invoice_user_id int,
   currency_id int NOT NULL, write_uid int, write_date timestamp);
 """
+# What the versions the Odoo preset claims differ in, among the columns it reads: the warehouse
+# of a location is stored from 16 on (a computed, unstored field in 14 and 15); a locked sale
+# order is state 'done' up to 16, and state 'sale' with `locked` true in 17 ('done' is gone).
+ODOO_VERSIONS = {
+    "14": "",
+    "15": "",
+    "16": "ALTER TABLE stock_location ADD COLUMN warehouse_id int;",
+    "17": "ALTER TABLE stock_location ADD COLUMN warehouse_id int; "
+          "ALTER TABLE sale_order ADD COLUMN locked boolean;",
+}
 
 ERPNEXT_COMMON = (
     "name varchar(140) NOT NULL PRIMARY KEY, creation datetime(6), modified datetime(6), "
@@ -100,7 +115,7 @@ ERPNEXT_DDL = [
     f"""CREATE TABLE `tabPurchase Invoice` ({ERPNEXT_COMMON}, supplier varchar(140),
         supplier_name varchar(140), posting_date date, due_date date, bill_no varchar(140),
         grand_total decimal(21,9) DEFAULT 0, outstanding_amount decimal(21,9) DEFAULT 0,
-        status varchar(140), currency varchar(140))""",
+        status varchar(140), currency varchar(140), is_return int(1) DEFAULT 0)""",
 ]
 
 
@@ -130,8 +145,9 @@ def connectors_file(tmp_path: Path, url: str, presets: list[str], extra: str = "
     return path
 
 
-@pytest.fixture
-def odoo() -> Iterator[tuple[str, sa.Engine]]:
+@pytest.fixture(params=sorted(ODOO_VERSIONS))
+def odoo(request: pytest.FixtureRequest) -> Iterator[tuple[str, sa.Engine]]:
+    """An Odoo database of one of the versions the preset claims (`engine.info["odoo"]`)."""
     base = server_url("postgresql")
     schema = f"ow_odoo_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(base)
@@ -139,7 +155,8 @@ def odoo() -> Iterator[tuple[str, sa.Engine]]:
     url = f"{base}?options=-csearch_path%3D{schema}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(ODOO_DDL)
+        conn.exec_driver_sql(ODOO_DDL + ODOO_VERSIONS[request.param])
+    engine.info = {"odoo": request.param}  # type: ignore[attr-defined]
     try:
         yield url, engine
     finally:
@@ -238,17 +255,27 @@ def test_odoo_purchase_orders_with_their_lines(odoo: tuple[str, sa.Engine], tmp_
 def test_odoo_sales_stock_and_invoices(odoo: tuple[str, sa.Engine], tmp_path: Path) -> None:
     url, engine = odoo
     fill_odoo(engine)
+    version = engine.info["odoo"]  # type: ignore[attr-defined]
     run(engine, """INSERT INTO sale_order (id, name, partner_id, state, date_order, commitment_date,
         user_id, currency_id, amount_total, write_uid, write_date) VALUES
-        (1, 'S00010', 4, 'sale', '2025-03-01 02:00', '2025-03-10 09:00', 6, 1, 300, 6, :w)""",
-        [{"w": W0}])
+        (1, 'S00010', 4, 'sale', '2025-03-01 02:00', '2025-03-10 09:00', 6, 1, 300, 6, :w),
+        (2, 'S00011', 4, :locked_state, '2025-03-01 03:00', '2025-03-09 09:00', 6, 1, 50, 6, :w2)""",
+        [{"w": W0, "w2": W0 + timedelta(minutes=1), "locked_state": "sale" if version == "17" else "done"}])
+    if version == "17":
+        run(engine, "UPDATE sale_order SET locked = (id = 2)")
     run(engine, """INSERT INTO sale_order_line (order_id, sequence, product_id, name, product_uom_qty,
         qty_delivered, qty_invoiced, price_unit, price_subtotal, write_date) VALUES
         (1, 10, 10, 'Bolt M8', 100, 100, 0, 3, 300, :w)""", [{"w": W0}])
-    run(engine, "INSERT INTO stock_warehouse (id, name, code) VALUES (1, 'Main', 'WH'), (2, 'Shanghai', 'SH')")
-    run(engine, """INSERT INTO stock_location (id, name, usage, warehouse_id) VALUES
-        (8, 'Stock', 'internal', 1), (9, 'Shelf 2', 'internal', 1), (4, 'Vendors', 'supplier', NULL),
-        (20, 'Stock', 'internal', 2)""")
+    run(engine, """INSERT INTO stock_warehouse (id, name, code, view_location_id, lot_stock_id) VALUES
+        (1, 'Main', 'WH', 30, 8), (2, 'Shanghai', 'SH', 31, 20)""")
+    run(engine, """INSERT INTO stock_location (id, name, usage, location_id, parent_path) VALUES
+        (1, 'Physical Locations', 'view', NULL, '1/'), (30, 'WH', 'view', 1, '1/30/'),
+        (31, 'SH', 'view', 1, '1/31/'), (8, 'Stock', 'internal', 30, '1/30/8/'),
+        (9, 'Shelf 2', 'internal', 8, '1/30/8/9/'), (4, 'Vendors', 'supplier', NULL, '4/'),
+        (20, 'Stock', 'internal', 31, '1/31/20/'), (300, 'Stock', 'internal', 1, '1/300/')""")
+    if version in ("16", "17"):
+        run(engine, "UPDATE stock_location SET warehouse_id = CASE WHEN parent_path LIKE '1/30/%' THEN 1 "
+                    "WHEN parent_path LIKE '1/31/%' THEN 2 END")
     run(engine, """INSERT INTO stock_quant (product_id, location_id, quantity, reserved_quantity, write_date)
         VALUES (10, 8, 70, 20, :w), (10, 9, 30, 0, :w2), (10, 4, -500, 0, :w), (11, 20, 12, 0, :w)""",
         [{"w": W0, "w2": W0 + timedelta(minutes=3)}])
@@ -265,7 +292,8 @@ def test_odoo_sales_stock_and_invoices(odoo: tuple[str, sa.Engine], tmp_path: Pa
     path = connectors_file(tmp_path, url, ["odoo.sales_order", "odoo.inventory", "odoo.invoice"])
     sales, stock, invoices = (build_connector(c) for c in load_config(path))
 
-    [so] = drain(sales).records
+    so, locked = drain(sales).records
+    assert locked.key == "S00011" and locked.fields["status"] == "closed"  # locked, in every version
     assert (so.key, so.actor) == ("S00010", "zhang.min")
     assert so.fields == {
         "customer": "Beta Retail", "sales_rep": "zhang.min", "status": "shipped",
@@ -336,6 +364,12 @@ def fill_erpnext(engine: sa.Engine) -> None:
         status, currency) VALUES
         ('ACC-PINV-2025-00001', :m, 'clerk@example.com', 'clerk@example.com', 1, 'SUP-0007', '华东五金',
          '2025-03-03', '2025-03-20', 'HD-8831', 1640, 1640, 'Overdue', 'CNY')""", [{"m": m}])
+    # A return to the supplier (a debit note): negative, status Return. Nothing to pay.
+    run(engine, """INSERT INTO `tabPurchase Invoice` (name, modified, modified_by, owner, docstatus,
+        supplier, supplier_name, posting_date, due_date, grand_total, outstanding_amount, status,
+        currency, is_return) VALUES
+        ('ACC-PINV-RET-0001', :m, 'li.wei@example.com', 'li.wei@example.com', 1, 'SUP-0009', 'Acme',
+         '2025-03-01', '2025-03-01', -100, 0, 'Return', 'CNY', 1)""", [{"m": m}])
 
 
 def test_erpnext_orders_with_items_stock_and_invoices(
@@ -385,6 +419,7 @@ def test_erpnext_orders_with_items_stock_and_invoices(
     bill = pinv["ACC-PINV-2025-00001"]
     assert (bill.entity, bill.fields["direction"], bill.fields["supplier"], bill.fields["status"]) == (
         "invoice", "payable", "华东五金", "open")
+    assert pinv["ACC-PINV-RET-0001"].fields["status"] == "void"  # a Return is not an open invoice
     for conn in conns:
         conn.close()
 
@@ -424,3 +459,21 @@ def test_every_shipped_preset_loads(tmp_path: Path) -> None:
         "inventory", "invoice", "purchase_order", "invoice", "sales_order",
         "inventory", "invoice", "purchase_order", "sales_order",
     ]
+
+
+def test_a_return_invoice_fires_nothing(tmp_path: Path) -> None:
+    """A return as an older preset mapped it (status open, a negative amount, long past due):
+    the payment rules see nothing to collect."""
+    record = {"source": "erpnext-pinv", "entity": "invoice", "key": "ACC-PINV-RET-0001", "op": "upsert",
+              "ts": "2025-03-01T00:00:00+00:00", "seq": 1,
+              "fields": {"direction": "payable", "counterparty": "Acme", "supplier": "Acme", "status": "open",
+                         "issue_date": "2025-03-01", "due_date": "2025-03-01", "amount": -100.0,
+                         "paid_amount": 0.0, "currency": "CNY", "clerk": "li.wei"}}
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "orderwatch", "backtest", "--input", str(path), "--to",
+                           "2025-06-01T00:00:00Z", "--format", "summary"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["records"], summary["rules"], summary["transitions"]) == (1, {}, 0)
