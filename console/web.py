@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib import resources
 from typing import Any
@@ -280,8 +280,12 @@ async def _csrf_sent(request: web.Request) -> str | None:
     return None
 
 
-def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock) -> Console:
-    """Add the console's pages to the worker's web server; returns it (its `guard` protects /console)."""
+def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock,
+           states: Callable[[], Iterable[Mapping[str, Any]]] | None = None) -> Console:
+    """Add the console's pages to the worker's web server; returns it (its `guard` protects /console).
+    `states` gives the order states the worker holds (the engine's), for the analysis page."""
+    from console import reports  # it builds on this module
+
     console = Console(store, config, api, clock)
     router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     router.add_get(links.SIGNIN_PATH, console.signin, name="console.signin")
@@ -291,4 +295,5 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     router.add_get(PREFIX + "/alerts/{fingerprint}", console.alert, name="console.alert")
     router.add_post(PREFIX + "/alerts/{fingerprint}/{action}", console.act, name="console.act")
     router.add_get(PREFIX + "/static/{name}", console.static, name="console.static")
+    reports.attach(router, console, states)  # /console/team, /console/analysis(.xlsx)
     return console

@@ -114,7 +114,8 @@ def _add_web(worker: Worker) -> None:
     faust_pages_off(app)
     alerts_api = attach_alerts_api(app, worker.store, worker.settings, config=worker.sink.config,
                                    clock=worker.sink.clock)
-    console = attach_console(app, worker.store, worker.sink.config, alerts_api, worker.sink.clock)
+    console = attach_console(app, worker.store, worker.sink.config, alerts_api, worker.sink.clock,
+                             states=engine.states)
     require_tokens(app, alerts_api, open_paths=("/metrics", "/healthz"),
                    guarded_by={CONSOLE_PREFIX: console.guard})  # a session or a token
 
