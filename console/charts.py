@@ -25,7 +25,7 @@ def bar(rate: float | None) -> Markup:
     fill = "#1a7f37" if rate is not None and rate >= 0.9 else "#bf8700" if rate is not None and rate >= 0.6 \
         else "#cf222e"
     return Markup(
-        '<svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-hidden="true">'
+        '<svg class="meter" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-hidden="true">'
         '<rect width="100" height="6" fill="#eaeef2"/>'
         f'<rect width="{width:.1f}" height="6" fill="{fill}"/></svg>')
 
