@@ -19,7 +19,8 @@ finished without a completion date; its due date when it is open and past due; o
     complete   judged: finished orders whose ordered and delivered quantities are known (per
                line when the order has lines, else the header: `qty` against `received_qty` for
                a PO, `shipped_qty` or `delivered_qty` for an SO). Complete when every line got
-               at least what was ordered. A missing delivered quantity leaves the order unjudged.
+               at least what was ordered; incomplete as soon as one line got less. A line
+               without both quantities leaves an otherwise complete order unjudged.
     accurate   judged: every order in the period. Accurate when no alert of any family (an
                exception, or an unapproved change) was ever recorded on that order.
 
@@ -94,14 +95,15 @@ class Order:
 def _complete(entity: str, fields: Mapping[str, Any]) -> bool | None:
     lines = fields.get("lines")
     items = [ln for ln in lines if isinstance(ln, dict)] if isinstance(lines, list) and lines else [fields]
-    verdicts = []
+    unknown = False
     for item in items:
         ordered = _num(item.get("qty"))
         got = next((v for v in (_num(item.get(f)) for f in DELIVERED[entity]) if v is not None), None)
         if ordered is None or got is None:
-            return None
-        verdicts.append(got >= ordered)
-    return all(verdicts) if verdicts else None
+            unknown = True
+        elif got < ordered:
+            return False  # one line short is enough, whatever the others
+    return None if unknown else True
 
 
 def order_of(state: Mapping[str, Any], today: date) -> Order | None:

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,11 @@ def test_a_manager_sees_the_team_others_themselves_and_strangers_nothing(demo_si
     assert [p["id"] for p in team["people"]] == ["wang.fang", "li.wei"]  # most open first
     assert [(p["open"], p["acknowledged"]) for p in team["people"]] == [(4, 0), (2, 2)]
     assert team["totals"]["ages"]["lt1d"] == 6
+    # Escalations still to come, soonest first: the rules escalate to the manager after 2 days
+    # (stock-projected-shortfall) and 3 days (po-delivery-overdue); li.wei acknowledged his two.
+    waiting = [(e["key"], e["level"], e["to"]) for e in team["escalations"]]
+    assert waiting == [("BOLT-M8@SH1", 1, ["manager"]), ("SZ-PO-0101", 1, ["manager"])]
+    assert 0 < team["escalations"][0]["due_in_seconds"] <= 2 * 86400
 
     li = demo_site.json("li.wei", "/console/analysis?format=json")
     assert sorted(by_group(li["rates"]["all"]["owner"])) == ["li.wei"]
@@ -295,3 +300,54 @@ def test_the_pages_render_in_both_languages(demo_site: DemoSite) -> None:
     assert "On time" in en.text and "Exceptions per family per week" in en.text
     team = browser.get("/console/team?lang=zh")
     assert "团队" in team.text and "李伟" in team.text
+
+
+def test_periods_buckets_lines_and_aliases_on_orders_the_demo_lacks() -> None:
+    """The edges the demo does not reach, on states made for them (as of 2025-06-30)."""
+    from datetime import UTC, datetime
+
+    from console.analysis import analysis_page
+    from console.pages import Viewer
+
+    def order(entity: str, key: str, ts: str = "2025-06-30T08:00:00+00:00", **fields: Any) -> dict[str, Any]:
+        return {"entity": entity, "key": key, "fields": fields, "ts": ts, "deleted": False}
+
+    states = [
+        # Received 40 days ago, on time, complete line by line: in 90 days, not in 30.
+        order("purchase_order", "P1", status="received", supplier="S", buyer="LW", expected_date="2025-05-22",
+              received_date="2025-05-21", lines=[{"qty": 5, "received_qty": 5}, {"qty": 2, "received_qty": 3}]),
+        # Received on time at 23:00 on its due day (a time counts as its day), one line short.
+        order("purchase_order", "P2", status="closed", supplier="S", buyer="li.wei", expected_date="2025-06-20",
+              received_date="2025-06-20T23:00:00+00:00", lines=[{"qty": 5, "received_qty": 4}, {"qty": 1}]),
+        # Due today: not late yet, not judged; counted by its last change.
+        order("purchase_order", "P3", status="open", supplier="S", buyer="li.wei", expected_date="2025-06-30"),
+        # Shipped a day late with the whole quantity (in the period by its shipping day).
+        order("sales_order", "S1", status="shipped", customer="C", sales_rep="amy", promised_date="2025-06-01",
+              shipped_date="2025-06-02", qty=10, shipped_qty=10),
+        # Deleted and cancelled orders count nowhere.
+        {**order("sales_order", "S2", status="open", customer="C", promised_date="2025-01-01"), "deleted": True},
+        order("sales_order", "S3", status="cancelled", customer="C", promised_date="2025-06-01"),
+        # Invoices 30, 31, 61, 91 days overdue, and one due today (not overdue).
+        *[order("invoice", f"I{d}", status="open", direction="receivable", amount=100 * d, paid_amount=d,
+                currency="CNY", clerk="LW", due_date=(date(2025, 6, 30) - timedelta(days=d)).isoformat())
+          for d in (30, 31, 61, 91, 0)],
+    ]
+    cfg = config("owners:\n  people:\n    li.wei: {name: 李伟, aliases: [LW]}\n    amy: {name: Amy}\n")
+    now = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
+    doc = analysis_page(states, [], cfg, Viewer("machine"), now)
+    r30, r90 = doc["rates"]["30"]["total"], doc["rates"]["90"]["total"]
+    # 30 days: P2 (done 06-20, on time, incomplete), P3 (not judged), S1 (done 06-02, late, complete).
+    assert figures(r30) == (3, (1, 2), (1, 2), (3, 3))
+    # 90 days adds P1 (done 05-21: on time, complete: 5/5 and 3/2 ≥ ordered).
+    assert figures(r90) == (4, (2, 3), (2, 3), (4, 4))
+    assert by_group(doc["rates"]["90"]["owner"]) == {  # the alias LW is li.wei
+        "li.wei": (3, (2, 2), (1, 2), (3, 3)), "amy": (1, (0, 1), (1, 1), (1, 1))}
+    assert doc["gauges"]["sales_order"] == {"completed": 1, "completed_on_time": 0, "overdue": 0}
+    buckets = doc["ageing"]["rows"][0]["buckets"]
+    assert {b: (c["count"], c["amount"]) for b, c in buckets.items()} == {
+        "0-30": (1, 2970), "31-60": (1, 3069), "61-90": (1, 6039), "90+": (1, 9009)}
+    assert doc["weekly"]["weeks"][-1] == "2025-W27"  # Monday 2025-06-30
+    li = analysis_page(states, [], cfg, Viewer("li.wei", cfg.directory.people["li.wei"]), now)
+    assert li["rates"]["90"]["total"]["orders"] == 3 and len(li["ageing"]["rows"]) == 1  # his, via the alias
+    amy = analysis_page(states, [], cfg, Viewer("amy", cfg.directory.people["amy"]), now)
+    assert amy["rates"]["90"]["total"]["orders"] == 1 and amy["ageing"]["rows"] == []
