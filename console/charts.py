@@ -59,3 +59,30 @@ def weekly_chart(weekly: dict[str, Any], t: Callable[[str], str]) -> Markup:
     legend = "".join(f'<span><i style="background:{colour(f, j)}"></i>{escape(t(f))}</span>'
                      for j, f in enumerate(families))
     return Markup("".join(parts) + f'<p class="legend">{legend}</p>')
+
+
+AGE_COLOURS = ("#bf8700", "#bc4c00", "#cf222e", "#82071e")
+
+
+def stacked(order: list[str], buckets: dict[str, dict[str, float]], colours: tuple[str, ...] = AGE_COLOURS) \
+        -> Markup:
+    """One horizontal bar split in proportion to each bucket's amount (an ageing row), in `order`."""
+    parts = [float(buckets[name]["amount"]) for name in order]
+    total = sum(p for p in parts if p > 0) or 1.0
+    x, rects = 0.0, []
+    for i, part in enumerate(parts):
+        if part <= 0:
+            continue
+        width = part / total * 100
+        rects.append(f'<rect x="{x:.2f}" width="{width:.2f}" height="6" fill="{colours[i % len(colours)]}"/>')
+        x += width
+    return Markup('<svg class="meter" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-hidden="true">'
+                  '<rect width="100" height="6" fill="#eaeef2"/>' + "".join(rects) + "</svg>")
+
+
+def share(value: float, top: float) -> Markup:
+    """A bar for `value` against the largest of its kind (`top`), e.g. a median time."""
+    width = 0.0 if top <= 0 else max(0.0, min(1.0, value / top)) * 100
+    return Markup('<svg class="meter" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-hidden="true">'
+                  f'<rect width="100" height="6" fill="#eaeef2"/><rect width="{width:.1f}" height="6" '
+                  'fill="#0969da"/></svg>')

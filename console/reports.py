@@ -20,7 +20,7 @@ from alerts.clock import now_of
 from console import i18n
 from console import report_texts as _texts  # noqa: F401  (adds the pages' texts to the catalogue)
 from console.analysis import analysis_page
-from console.charts import bar, weekly_chart
+from console.charts import AGE_COLOURS, bar, share, stacked, weekly_chart
 from console.team import team_page
 from console.web import VIEWER, Console, wants_html
 from console.workbook import workbook
@@ -54,7 +54,8 @@ class Reports:
         if not wants_html(request):
             return c.json(doc)
         period = request.query.get("period") if request.query.get("period") in doc["periods"] else "30"
-        return c.render(request, "analysis.html", page=doc, period=period, bar=bar,
+        return c.render(request, "analysis.html", page=doc, period=period, bar=bar, stacked=stacked, share=share,
+                        age_colours=AGE_COLOURS,
                         weekly_svg=weekly_chart(doc["weekly"], i18n.texts(c.language(request))),
                         json_url="/console/analysis?format=json")
 

@@ -300,6 +300,10 @@ def test_the_pages_render_in_both_languages(demo_site: DemoSite) -> None:
     assert "On time" in en.text and "Exceptions per family per week" in en.text
     team = browser.get("/console/team?lang=zh")
     assert "团队" in team.text and "李伟" in team.text
+    finance = Browser(demo_site.base)
+    assert finance.get(demo_site.link("zhao.min")).status == 302
+    ageing = finance.get("/console/analysis?lang=en").text.split('id="ageing"', 1)[1].split("</section>", 1)[0]
+    assert "Receivable" in ageing and "106,000" in ageing and 'class="meter"' in ageing
 
 
 def test_periods_buckets_lines_and_aliases_on_orders_the_demo_lacks() -> None:

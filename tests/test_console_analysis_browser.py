@@ -61,3 +61,9 @@ def test_the_analysis_page_on_a_phone_in_chinese_and_english(demo_site: DemoSite
     assert "李伟" in phone.find_element(By.ID, "by-owner").text
     assert no_horizontal_scroll(phone), "the team page scrolls sideways at 375px"
     shoot(phone, "console-team-en.png", tmp_path)
+
+    # The finance clerk's page has the ageing table, with amounts: it still fits.
+    phone.get(demo_site.link("zhao.min", "/console/analysis?lang=en"))
+    wait.until(ec.presence_of_element_located((By.ID, "ageing")))
+    assert "106,000" in phone.find_element(By.ID, "ageing").text
+    assert no_horizontal_scroll(phone), "the ageing table makes the page scroll sideways at 375px"
