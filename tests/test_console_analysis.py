@@ -99,8 +99,11 @@ def demo_site(tmp_path: Path) -> Iterator[DemoSite]:
         store.close()
 
 
-def download(site: DemoSite, path: str) -> tuple[Any, bytes]:
-    req = urllib.request.Request(site.base + path, headers={"Authorization": f"Bearer {TOKEN}"})
+def download(site: DemoSite, path: str, browser: Browser | None = None) -> tuple[Any, bytes]:
+    """Bytes of a page: with the token, or with a signed-in browser's session cookie."""
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items())} if browser else {
+        "Authorization": f"Bearer {TOKEN}"}
+    req = urllib.request.Request(site.base + path, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.headers, resp.read()
 
@@ -273,6 +276,11 @@ def test_a_manager_sees_the_team_others_themselves_and_strangers_nothing(demo_si
     assert {f: sum(c) for f, c in li["weekly"]["families"].items()} == {"delay": 1, "unapproved_change": 1}
     assert li["ageing"]["rows"] == [] and [a["person"] for a in li["acknowledgement"]] == ["li.wei"]
     assert [p["id"] for p in demo_site.json("li.wei", "/console/team?format=json")["people"]] == ["li.wei"]
+    browser = Browser(demo_site.base)
+    assert browser.get(demo_site.link("li.wei")).status == 302
+    _, body = download(demo_site, "/console/analysis.xlsx?lang=en", browser)
+    sheet = list(load_workbook(io.BytesIO(body))["Rates"].iter_rows(values_only=True))[1:]
+    assert {r[2] for r in sheet if r[1] == "Owner"} == {"li.wei"}  # his workbook: his figures only
 
     zhao = demo_site.json("zhao.min", "/console/analysis?format=json")
     assert zhao["rates"]["all"]["total"]["orders"] == 0  # a finance clerk owns no orders…
