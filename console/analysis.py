@@ -1,6 +1,9 @@
 """The analysis page's figures (the guide's 归档与分析), as plain data: computed from the engine's
 order states and the alert store, over the orders and alerts the viewer may see.
 
+Two steps, because each worker holds only its partitions' orders: `holdings` judges the orders
+one worker holds (its share, JSON-able), `analysis_page` adds the shares up with the alerts.
+
 Rates judge purchase orders (by supplier, owner `buyer`) and sales orders (by customer, owner
 `sales_rep`) with the definitions the business gauges use (alerts/business.py KINDS: the due
 field, the completion fields, the final statuses). Dates are days in UTC; a value with a time
@@ -38,8 +41,8 @@ started firing at) over the alerts they acknowledged.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -192,8 +195,7 @@ def bucket_of(days: int) -> str:
     return BUCKETS[0] if days <= 30 else BUCKETS[1] if days <= 60 else BUCKETS[2] if days <= 90 else BUCKETS[3]
 
 
-def ageing(states: Iterable[Mapping[str, Any]], today: date,
-           covered: Callable[[Any], bool] = lambda clerk: True) -> list[dict[str, Any]]:
+def ageing(states: Iterable[Mapping[str, Any]], today: date) -> list[dict[str, Any]]:
     """Overdue invoices: one row per direction and currency with count and amount per bucket."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for state in states:
@@ -201,8 +203,6 @@ def ageing(states: Iterable[Mapping[str, Any]], today: date,
         if state.get("entity") != "invoice" or state.get("deleted"):
             continue
         if str(f.get("status") or "").lower() in INVOICE_FINAL:
-            continue
-        if not covered(f.get("clerk")):
             continue
         due = day_of(f.get("due_date"))
         if due is None or due >= today:
@@ -250,26 +250,52 @@ def ack_times(alerts: Iterable[StoredAlert], names: Mapping[str, str] | None = N
              "median_seconds": round(statistics.median(s))} for p, s in sorted(seconds.items())]
 
 
-def analysis_page(states: Iterable[Mapping[str, Any]], alerts: list[StoredAlert], config: AlertsConfig,
-                  viewer: Viewer, now: datetime) -> dict[str, Any]:
-    """Every figure of the analysis page for `viewer`: the orders and invoices their team owns
-    (console/team.py; a machine: all), the alerts they see (a manager: the team's)."""
+INVOICE_FIELDS = ("status", "direction", "customer", "currency", "amount", "paid_amount", "due_date", "clerk")
+
+
+def holdings(states: Iterable[Mapping[str, Any]], config: AlertsConfig, viewer: Viewer,
+             now: datetime) -> dict[str, Any]:
+    """What the analysis needs of the order states one worker holds, for `viewer` (JSON-able):
+    the orders their team owns, judged (console/team.py; a machine: all), and the open invoices
+    with a due date their team's clerks hold. Every worker gives its share; the page adds them up."""
     d = config.directory
     today = now.astimezone(UTC).date()
     team = people_of(d, viewer)
-    states = list(states)
 
     def covered(raw: Any) -> bool:
         return team is None or owner_id(d, raw) in team
 
-    orders = [replace(o, owner=owner_id(d, o.owner)) for o in (order_of(s, today) for s in states)
-              if o is not None and covered(o.owner)]
+    orders, invoices = [], []
+    for state in states:
+        f = state.get("fields") or {}
+        if state.get("entity") == "invoice":
+            if not state.get("deleted") and f.get("due_date") and covered(f.get("clerk")) \
+                    and str(f.get("status") or "").lower() not in INVOICE_FINAL:
+                invoices.append({"entity": "invoice", "key": state.get("key"), "deleted": False,
+                                 "fields": {k: f.get(k) for k in INVOICE_FIELDS}})
+            continue
+        found = order_of(state, today)
+        if found is not None and covered(found.owner):
+            orders.append({**asdict(found), "owner": owner_id(d, found.owner),
+                           "period": found.period.isoformat() if found.period else None})
+    return {"orders": orders, "invoices": invoices}
+
+
+def analysis_page(shares: list[dict[str, Any]], alerts: list[StoredAlert], config: AlertsConfig,
+                  viewer: Viewer, now: datetime) -> dict[str, Any]:
+    """Every figure of the analysis page for `viewer`, from the workers' `holdings` (an order held
+    twice while the group rebalances counts once) and the alerts they see (a manager: the team's)."""
+    today = now.astimezone(UTC).date()
+    orders = {(o["entity"], o["key"]): Order(**{**o, "period": date.fromisoformat(o["period"]) if o["period"]
+                                                 else None}) for share in shares for o in share["orders"]}
+    invoices = {i["key"]: i for share in shares for i in share["invoices"]}
+    judged = list(orders.values())
     alerted = {(a.entity, a.key) for a in alerts}
     seen = visible(config, viewer, alerts)
-    names = {p.id: p.name for p in d.people.values()}
+    names = {p.id: p.name for p in config.directory.people.values()}
     return {"viewer": viewer.to_dict(), "today": today.isoformat(), "periods": list(PERIODS),
-            "rates": rates(orders, alerted, today, names),
-            "gauges": gauge_counts(orders),
-            "ageing": {"buckets": list(BUCKETS), "rows": ageing(states, today, covered)},
+            "rates": rates(judged, alerted, today, names),
+            "gauges": gauge_counts(judged),
+            "ageing": {"buckets": list(BUCKETS), "rows": ageing(invoices.values(), today)},
             "weekly": weekly(seen, today),
             "acknowledgement": ack_times(seen, names)}

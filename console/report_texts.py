@@ -27,6 +27,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "download_xlsx": "Download XLSX", "as_json": "JSON", "not_judged": "–", "nothing_yet": "Nothing yet.",
         "sheet_rates": "Rates", "sheet_ageing": "Ageing", "sheet_weekly": "Weekly",
         "sheet_ack": "Acknowledgement", "as_of": "as of", "-": "other",
+        "workers_missing": "Incomplete: these workers did not send their orders:",
     },
     "zh": {
         "team": "团队", "analysis": "分析", "team_title": "团队：未关闭的异常",
@@ -50,6 +51,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "download_xlsx": "下载 XLSX", "as_json": "JSON", "not_judged": "–", "nothing_yet": "暂无数据。",
         "sheet_rates": "比率", "sheet_ageing": "账龄", "sheet_weekly": "每周异常",
         "sheet_ack": "确认时长", "as_of": "截至", "-": "其他",
+        "workers_missing": "数据不完整，以下节点未返回其订单：",
     },
 }
 

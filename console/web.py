@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode
 import faust
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
+from yarl import URL
 
 from alerts import matchers as m
 from alerts.api import READ_METHODS, AlertsApi, Forbidden, Unauthorized, scope_of
@@ -280,6 +281,14 @@ async def _csrf_sent(request: web.Request) -> str | None:
     return None
 
 
+def peers(app: faust.App) -> list[str]:
+    """The web addresses of the other workers holding table partitions (Faust's assignment)."""
+    hosts = list(app.router.tables_metadata())  # empty before the first assignment
+    own = URL(str(app.conf.canonical_url))
+    return sorted({str(h).rstrip("/") for h in hosts
+                   if (URL(str(h)).host, URL(str(h)).port) != (own.host, own.port)})
+
+
 def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock,
            states: Callable[[], Iterable[Mapping[str, Any]]] | None = None) -> Console:
     """Add the console's pages to the worker's web server; returns it (its `guard` protects /console).
@@ -295,5 +304,5 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     router.add_get(PREFIX + "/alerts/{fingerprint}", console.alert, name="console.alert")
     router.add_post(PREFIX + "/alerts/{fingerprint}/{action}", console.act, name="console.act")
     router.add_get(PREFIX + "/static/{name}", console.static, name="console.static")
-    reports.attach(router, console, states)  # /console/team, /console/analysis(.xlsx)
+    reports.attach(router, console, states, lambda: peers(app))  # /console/team, /console/analysis(.xlsx)
     return console

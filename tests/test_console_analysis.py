@@ -318,7 +318,7 @@ def test_periods_buckets_lines_and_aliases_on_orders_the_demo_lacks() -> None:
     """The edges the demo does not reach, on states made for them (as of 2025-06-30)."""
     from datetime import UTC, datetime
 
-    from console.analysis import analysis_page
+    from console.analysis import analysis_page, holdings
     from console.pages import Viewer
 
     def order(entity: str, key: str, ts: str = "2025-06-30T08:00:00+00:00", **fields: Any) -> dict[str, Any]:
@@ -346,7 +346,12 @@ def test_periods_buckets_lines_and_aliases_on_orders_the_demo_lacks() -> None:
     ]
     cfg = config("owners:\n  people:\n    li.wei: {name: 李伟, aliases: [LW]}\n    amy: {name: Amy}\n")
     now = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
-    doc = analysis_page(states, [], cfg, Viewer("machine"), now)
+
+    def analysis(viewer: Viewer) -> dict[str, Any]:  # two workers' shares, one order held by both
+        shares = [holdings(states[:3], cfg, viewer, now), holdings(states[2:], cfg, viewer, now)]
+        return analysis_page(shares, [], cfg, viewer, now)
+
+    doc = analysis(Viewer("machine"))
     r30, r90 = doc["rates"]["30"]["total"], doc["rates"]["90"]["total"]
     # 30 days: P2 (done 06-20, on time, incomplete), P3 (not judged), S1 (done 06-02, late, complete).
     assert figures(r30) == (3, (1, 2), (1, 2), (3, 3))
@@ -359,7 +364,22 @@ def test_periods_buckets_lines_and_aliases_on_orders_the_demo_lacks() -> None:
     assert {b: (c["count"], c["amount"]) for b, c in buckets.items()} == {
         "0-30": (1, 2970), "31-60": (1, 3069), "61-90": (1, 6039), "90+": (1, 9009)}
     assert doc["weekly"]["weeks"][-1] == "2025-W27"  # Monday 2025-06-30
-    li = analysis_page(states, [], cfg, Viewer("li.wei", cfg.directory.people["li.wei"]), now)
+    li = analysis(Viewer("li.wei", cfg.directory.people["li.wei"]))
     assert li["rates"]["90"]["total"]["orders"] == 3 and len(li["ageing"]["rows"]) == 1  # his, via the alias
-    amy = analysis_page(states, [], cfg, Viewer("amy", cfg.directory.people["amy"]), now)
+    amy = analysis(Viewer("amy", cfg.directory.people["amy"]))
     assert amy["rates"]["90"]["total"]["orders"] == 1 and amy["ageing"]["rows"] == []
+
+
+def test_a_worker_that_does_not_answer_is_named_not_silently_missing(
+        demo_site: DemoSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    import console.web
+
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setattr(console.web, "peers", lambda app: [nobody])
+    doc = demo_site.json("token", "/console/analysis?format=json")
+    assert doc["workers"] == {"answered": 1, "missing": [nobody]}
+    assert figures(doc["rates"]["30"]["total"]) == THIRTY  # this worker's share, all of the demo here
+    browser = Browser(demo_site.base)
+    assert browser.get(demo_site.link("li.wei")).status == 302
+    page = browser.get("/console/analysis?lang=en").text
+    assert "Incomplete: these workers did not send their orders:" in page and nobody in page
