@@ -80,7 +80,7 @@ def stacked(order: list[str], buckets: dict[str, dict[str, float]], colours: tup
                   '<rect width="100" height="6" fill="#eaeef2"/>' + "".join(rects) + "</svg>")
 
 
-def share(value: float, top: float) -> Markup:
+def portion(value: float, top: float) -> Markup:
     """A bar for `value` against the largest of its kind (`top`), e.g. a median time."""
     width = 0.0 if top <= 0 else max(0.0, min(1.0, value / top)) * 100
     return Markup('<svg class="meter" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-hidden="true">'

@@ -6,9 +6,9 @@
     GET /console/analysis/held   this worker's share of them (its partitions' orders)
 
 Order states live on the worker that holds their partition: the analysis asks every other
-worker of the group (Faust's table assignment gives their web addresses) for its share, with
-the caller's own session or token, and adds the shares up; a worker that does not answer is
-named in the page (`workers.missing`) instead of silently missing.
+worker of the group (Faust's table assignment gives their web addresses) for its share, with a
+ticket naming the caller (console/share.py), and adds the shares up; a worker that does not
+answer is named in the page (`workers.missing`) instead of silently missing.
 
 Each page is also JSON (`?format=json` or `Accept: application/json`), behind the console's
 guard like every console page: a session, or an API token (which sees everything).
@@ -25,10 +25,10 @@ import aiohttp
 from aiohttp import web
 
 from alerts.clock import now_of
-from console import i18n
+from console import i18n, share
 from console import report_texts as _texts  # noqa: F401  (adds the pages' texts to the catalogue)
 from console.analysis import analysis_page, holdings
-from console.charts import AGE_COLOURS, bar, share, stacked, weekly_chart
+from console.charts import AGE_COLOURS, bar, portion, stacked, weekly_chart
 from console.team import team_page
 from console.web import VIEWER, Console, wants_html
 from console.workbook import workbook
@@ -53,7 +53,7 @@ class Reports:
         return await asyncio.to_thread(holdings, held, c.config, request[VIEWER], now_of(c.clock))
 
     async def _analysis(self, request: web.Request) -> dict[str, Any]:
-        """This worker's share and every other worker's (asked with the caller's own credentials)."""
+        """This worker's share and every other worker's (asked with a ticket naming the caller)."""
         c = self.console
         mine, (others, missing) = await asyncio.gather(self._holdings(request), self._gather(request))
         doc = await asyncio.to_thread(analysis_page, [mine, *others], c.store.list(), c.config, request[VIEWER],
@@ -65,10 +65,12 @@ class Reports:
         urls = self.peers()
         if not urls:
             return [], []
+        c = self.console
         headers = {"Accept": "application/json"}
-        for name in ("Authorization", "Cookie"):
-            if request.headers.get(name):
-                headers[name] = request.headers[name]
+        if c.secret:  # a ticket for the share pages only, never the caller's own credentials
+            headers[share.HEADER] = share.ticket(request[VIEWER], c.secret, c.now())
+        elif request.headers.get("Authorization"):  # no secret, so no sessions: a token's own header
+            headers["Authorization"] = request.headers["Authorization"]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT)) as session:
             answers = await asyncio.gather(*(self._ask(session, url, headers) for url in urls))
         return [a for a in answers if a is not None], [u for u, a in zip(urls, answers, strict=True) if a is None]
@@ -104,7 +106,7 @@ class Reports:
         if not wants_html(request):
             return c.json(doc)
         period = request.query.get("period") if request.query.get("period") in doc["periods"] else "30"
-        return c.render(request, "analysis.html", page=doc, period=period, bar=bar, stacked=stacked, share=share,
+        return c.render(request, "analysis.html", page=doc, period=period, bar=bar, stacked=stacked, portion=portion,
                         age_colours=AGE_COLOURS,
                         weekly_svg=weekly_chart(doc["weekly"], i18n.texts(c.language(request))),
                         json_url="/console/analysis?format=json")

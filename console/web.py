@@ -35,7 +35,7 @@ from alerts.config import AlertsConfig
 from alerts.silence import SilenceError, Silences
 from alerts.store import AlertStore
 from alerts.yamlcheck import parse_duration
-from console import i18n, links, pages
+from console import i18n, links, pages, share
 from console import session as sessions
 from console.pages import Viewer
 
@@ -73,6 +73,13 @@ class Console:
     # --- the guard: a session or a token, before any console handler runs -------------
 
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in share.SHARE_PATHS and request.headers.get(share.HEADER):  # another worker asks
+            asked_by = share.viewer_of(request.headers[share.HEADER], self.secret, self.now(), self.config)
+            if asked_by is None or request.method not in READ_METHODS:
+                return web.json_response({"error": "this share ticket is expired, altered or signed with "
+                                                   "another console secret"}, status=401)
+            request[VIEWER] = asked_by
+            return await handler(request)
         if request.headers.get("Authorization"):  # a machine: the API's tokens and scopes
             try:
                 actor = self.api.authorize(request, scope_of(request.method))

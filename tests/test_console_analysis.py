@@ -383,3 +383,29 @@ def test_a_worker_that_does_not_answer_is_named_not_silently_missing(
     assert browser.get(demo_site.link("li.wei")).status == 302
     page = browser.get("/console/analysis?lang=en").text
     assert "Incomplete: these workers did not send their orders:" in page and nobody in page
+
+
+def test_a_share_is_given_only_for_a_valid_ticket(demo_site: DemoSite) -> None:
+    from console import share
+    from console.pages import Viewer
+
+    li = Viewer("li.wei", demo_site.config.directory.people["li.wei"])
+    now = demo_site.clock.now
+
+    def held(ticket: str) -> tuple[int, Any]:
+        reply = Browser(demo_site.base).get("/console/analysis/held", html=False, headers={share.HEADER: ticket})
+        return reply.status, reply.json()
+
+    status, doc = held(share.ticket(li, SECRET, now))
+    assert status == 200 and {o["key"] for o in doc["orders"]} == {"PO-2025-0042", "PO-2025-0044"}  # li.wei's
+    assert held(share.ticket(li, SECRET, now - share.TTL - 1))[0] == 401  # expired
+    assert held(share.ticket(li, "another-secret-0123456789abcdef0123", now))[0] == 401
+    good = share.ticket(li, SECRET, now)
+    assert held(good[:-2] + ("AA" if not good.endswith("AA") else "BB"))[0] == 401  # altered
+    assert held(share.ticket(Viewer("somebody.else", None), SECRET, now))[0] == 200  # a machine's: all
+    stranger = Viewer("nobody", demo_site.config.directory.people["li.wei"].__class__("nobody", "Nobody"))
+    assert held(share.ticket(stranger, SECRET, now))[0] == 401  # not in the directory
+    # The ticket opens the share page only.
+    reply = Browser(demo_site.base).get("/console/analysis?format=json", html=False,
+                                        headers={share.HEADER: share.ticket(li, SECRET, now)})
+    assert reply.status == 401

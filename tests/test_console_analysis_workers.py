@@ -1,16 +1,19 @@
 """Two workers share the partitions, so each holds some of the orders: either one's analysis page
-counts them all (it asks the other for its share, with the caller's own token)."""
+counts them all (it asks the other for its share, for the person or token that asked)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from console import links
 from orderwatch.record import ChangeRecord
-from tests.conftest import WorkerProc, get_json, wait_for
+from tests.conftest import API_TOKEN, WorkerProc, get_json, wait_for
+from tests.test_console import Browser
 from tests.test_alerts_e2e import publish
 
 pytestmark = pytest.mark.integration
@@ -35,7 +38,30 @@ def order(i: int) -> ChangeRecord:
                                    "op": "upsert", "ts": datetime.now(UTC).isoformat(), "seq": 1, "fields": fields})
 
 
-def test_each_worker_counts_the_orders_both_hold(broker: Any, app_id: str, tmp_path: Path) -> None:
+SECRET = "two-workers-console-secret-0123456789abcdef"
+ALERTS = f"""
+console: {{secret: {SECRET}}}
+api:
+  tokens: [{{name: tests, token: {API_TOKEN}, scopes: [read]}}]
+owners:
+  people:
+    li.wei: {{name: 李伟, language: zh}}
+    chen.jie: {{name: Chen Jie}}
+"""
+
+
+def signed_in(worker: WorkerProc, person: str) -> Browser:
+    browser = Browser(worker.url)
+    link = links.signed_url(worker.url, person, "/console/", time.time() + 600, secret=SECRET)
+    assert browser.get(link).status == 302
+    return browser
+
+
+def test_each_worker_counts_the_orders_both_hold(broker: Any, app_id: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(ALERTS, encoding="utf-8")
+    monkeypatch.setenv("ORDERWATCH_ALERTS", str(alerts))
     store = f"sqlite:///{tmp_path / 'alerts.sqlite'}"
     workers = [WorkerProc(broker.url, app_id, tmp_path / "w", store) for _ in range(2)]
     try:
@@ -60,6 +86,11 @@ def test_each_worker_counts_the_orders_both_hold(broker: Any, app_id: str, tmp_p
             assert (total["on_time"]["good"], total["on_time"]["judged"]) == (10, 20)
             assert (total["complete"]["good"], total["complete"]["judged"]) == (10, 10)
             assert sorted(g["group"] for g in doc["rates"]["all"]["supplier"]) == ["Supplier 0", "Supplier 1"]
+            # A person's session: the other worker is asked for li.wei's share (a ticket, not her cookie).
+            mine = signed_in(w, "li.wei").get("/console/analysis?format=json", html=False).json()
+            assert mine["workers"]["answered"] == 2 and mine["rates"]["all"]["total"]["orders"] == ORDERS
+            theirs = signed_in(w, "chen.jie").get("/console/analysis?format=json", html=False).json()
+            assert theirs["workers"]["answered"] == 2 and theirs["rates"]["all"]["total"]["orders"] == 0
     finally:
         for w in workers:
             w.stop()
