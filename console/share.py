@@ -9,11 +9,8 @@ same console secret; without one, only a token's own Authorization header is pas
 
 from __future__ import annotations
 
-import hmac
-import json
-
 from alerts.config import AlertsConfig
-from console.links import b64decode, b64encode, sign
+from console.links import seal, unseal
 from console.pages import Viewer
 
 HEADER = "X-Orderwatch-Share"
@@ -22,24 +19,18 @@ SHARE_PATHS = frozenset({"/console/analysis/held"})
 
 
 def ticket(viewer: Viewer, secret: str, now: float) -> str:
-    payload = json.dumps({"a": viewer.actor, "m": viewer.machine, "e": int(now + TTL)},
-                         separators=(",", ":"), ensure_ascii=False).encode()
-    return f"{b64encode(payload)}.{sign(secret, 'share', payload)}"
+    return seal({"a": viewer.actor, "m": viewer.machine, "e": int(now + TTL)}, secret, "share")
 
 
 def viewer_of(value: str, secret: str, now: float, config: AlertsConfig) -> Viewer | None:
     """The viewer a ticket names, if it is signed with `secret`, unexpired, and (a person) still
     in the owners directory; else None."""
-    if not secret:
+    doc = unseal(value, secret, "share")
+    if doc is None:
         return None
-    encoded, _, signature = value.partition(".")
     try:
-        payload = b64decode(encoded)
-        if not hmac.compare_digest(sign(secret, "share", payload), signature):
-            return None
-        doc = json.loads(payload)
         actor, machine, expires = str(doc["a"]), bool(doc["m"]), float(doc["e"])
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
     if expires <= now:
         return None

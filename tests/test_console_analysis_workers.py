@@ -13,8 +13,8 @@ import pytest
 from console import links
 from orderwatch.record import ChangeRecord
 from tests.conftest import API_TOKEN, WorkerProc, get_json, wait_for
-from tests.test_console import Browser
 from tests.test_alerts_e2e import publish
+from tests.test_console import Browser
 
 pytestmark = pytest.mark.integration
 
