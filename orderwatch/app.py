@@ -84,6 +84,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url,  # what the group's assignment tells the other workers
         web_in_thread=False,
         stream_wait_empty=False,
         worker_redirect_stdouts=False,
