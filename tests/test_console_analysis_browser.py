@@ -42,8 +42,8 @@ def test_the_analysis_page_on_a_phone_in_chinese_and_english(demo_site: DemoSite
     wait.until(ec.presence_of_element_located((By.ID, "rates")))
     assert "归档与分析" in phone.find_element(By.TAG_NAME, "h1").text  # wang.fang reads Chinese
     total = phone.find_element(By.ID, "total-accurate").text
-    # The last 30 days: PO-2025-0042, PO-2025-0044 (li.wei) and SZ-PO-0102 (hers), one without an exception.
-    assert "准确率" in total and "1/3" in total
+    # Her team's orders: li.wei's PO-2025-0042 (late) and PO-2025-0044 (changed by zhou.kai).
+    assert "准确率" in total and "0/2" in total
     chart = phone.find_element(By.CSS_SELECTOR, "#weekly svg.chart")
     assert 300 <= chart.size["width"] <= 375
     assert no_horizontal_scroll(phone), "the analysis page scrolls sideways at 375px"
