@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import faust
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
-from yarl import URL
 
 from alerts import matchers as m
 from alerts.api import READ_METHODS, AlertsApi, Forbidden, Unauthorized, scope_of
@@ -291,9 +290,8 @@ async def _csrf_sent(request: web.Request) -> str | None:
 def peers(app: faust.App) -> list[str]:
     """The web addresses of the other workers holding table partitions (Faust's assignment)."""
     hosts = list(app.router.tables_metadata())  # empty before the first assignment
-    own = URL(str(app.conf.canonical_url))
-    return sorted({str(h).rstrip("/") for h in hosts
-                   if (URL(str(h)).host, URL(str(h)).port) != (own.host, own.port)})
+    own = urlsplit(str(app.conf.canonical_url)).netloc
+    return sorted({str(h).rstrip("/") for h in hosts if urlsplit(str(h)).netloc != own})
 
 
 def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock,
