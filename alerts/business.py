@@ -66,6 +66,14 @@ def _instant(value: Any) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
+def _end_of_day(value: Any) -> float | None:
+    """A date without a time means "by the end of that day" (UTC); a time is taken as it is."""
+    at = _instant(value)
+    if at is not None and (isinstance(value, str) and len(value) == 10 or type(value) is date):
+        at += 86400
+    return at
+
+
 def _amount(value: Any) -> float:
     try:
         return float(value) if value is not None and not isinstance(value, bool) else 0.0
@@ -90,9 +98,7 @@ def tally(states: Iterable[Mapping[str, Any]], now: float, out: Values | None = 
             continue
         entity, f = state["entity"], state.get("fields") or {}
         status = str(f.get("status") or "").lower()
-        due = _instant(f.get(kind.due))
-        if due is not None and isinstance(f.get(kind.due), str) and len(f[kind.due]) == 10:
-            due += 86400  # a date without a time means "by the end of that day" (UTC)
+        due = _end_of_day(f.get(kind.due))
         currency = str(f.get("currency") or "")
         if status not in kind.final:
             add("orderwatch_orders_open", (entity,))
@@ -101,7 +107,9 @@ def tally(states: Iterable[Mapping[str, Any]], now: float, out: Values | None = 
                 add("orderwatch_orders_overdue", (entity,))
                 add("orderwatch_orders_overdue_amount", (entity, currency), _amount(f.get("amount")))
             continue
-        done = next((t for t in (_instant(f.get(name)) for name in kind.done) if t is not None), None)
+        # Both at the end of their day when they are dates: shipped the day after the promised
+        # date is late, not "on or before the end of the promised day".
+        done = next((t for t in (_end_of_day(f.get(name)) for name in kind.done) if t is not None), None)
         if done is not None and due is not None and status != "cancelled":
             add("orderwatch_orders_completed", (entity,))
             if done <= due:

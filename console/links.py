@@ -14,6 +14,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from alerts.config import AlertsConfig
@@ -48,6 +49,27 @@ def sign(secret: str, purpose: str, payload: bytes) -> str:
         raise ValueError("the console has no secret: set console.secret in the alerts file or "
                          "ORDERWATCH_CONSOLE_SECRET")
     return b64encode(hmac.new(secret.encode(), purpose.encode() + b"\n" + payload, hashlib.sha256).digest())
+
+
+def seal(doc: dict[str, Any], secret: str, purpose: str) -> str:
+    """`doc` as JSON in base64, a dot, and its signature for `purpose` (a cookie, a ticket)."""
+    payload = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return f"{b64encode(payload)}.{sign(secret, purpose, payload)}"
+
+
+def unseal(value: str | None, secret: str, purpose: str) -> dict[str, Any] | None:
+    """The JSON object `seal` made, if it is signed with `secret` for `purpose`; else None."""
+    if not value or not secret:
+        return None
+    encoded, _, signature = value.partition(".")
+    try:
+        payload = b64decode(encoded)
+        if not hmac.compare_digest(sign(secret, purpose, payload), signature):
+            return None
+        doc = json.loads(payload)
+    except ValueError:  # bad base64, bad JSON, a signature with other characters
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def safe_target(target: str | None) -> str:

@@ -19,9 +19,7 @@ from alerts.store import StoredAlert
 def audience(config: AlertsConfig, alert: StoredAlert) -> set[str]:
     """The ids of the people who see `alert` on their console."""
     d = config.directory
-    ctx = AlertContext(d, alert.owner, row_labels(alert))
-    ctx.labels = {**ctx.labels, "owner_known": "true" if ctx.person else "false",
-                  "owner_team": ctx.team.id if ctx.team else ""}  # as the dispatcher routes them
+    ctx = context(config, alert)
     recipients: list[Recipient] = []
     if config.route is not None:
         for route in config.route.match(ctx.labels):
@@ -42,6 +40,14 @@ def audience(config: AlertsConfig, alert: StoredAlert) -> set[str]:
     for pid in list(people):  # managers see their people's alerts, up the chain
         people.update(_managers(d, d.people.get(pid)))
     return people
+
+
+def context(config: AlertsConfig, alert: StoredAlert) -> AlertContext:
+    """The alert's owner, team and labels as the dispatcher routes them."""
+    ctx = AlertContext(config.directory, alert.owner, row_labels(alert))
+    ctx.labels = {**ctx.labels, "owner_known": "true" if ctx.person else "false",
+                  "owner_team": ctx.team.id if ctx.team else ""}
+    return ctx
 
 
 def _managers(d: Directory, person: Person | None) -> set[str]:

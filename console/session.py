@@ -9,11 +9,10 @@ a page's forms carry it, and every state-changing request with a session must se
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 
-from console.links import b64decode, b64encode, sign
+from console.links import seal, sign, unseal
 
 COOKIE = "orderwatch_session"
 LANG_COOKIE = "orderwatch_lang"
@@ -37,22 +36,14 @@ def start(person: str, now: float, ttl: float) -> Session:
 
 
 def cookie_value(session: Session, secret: str) -> str:
-    payload = json.dumps({"p": session.person, "e": session.expires, "n": session.nonce},
-                         separators=(",", ":"), ensure_ascii=False).encode()
-    return f"{b64encode(payload)}.{sign(secret, 'session', payload)}"
+    return seal({"p": session.person, "e": session.expires, "n": session.nonce}, secret, "session")
 
 
 def read(value: str | None, secret: str, now: float) -> Session | None:
     """The session a cookie holds, if it is signed with `secret` and not expired."""
-    if not value or not secret:
-        return None
-    encoded, _, signature = value.partition(".")
+    doc = unseal(value, secret, "session")
     try:
-        payload = b64decode(encoded)
-        if not hmac.compare_digest(sign(secret, "session", payload), signature):
-            return None
-        doc = json.loads(payload)
-        session = Session(str(doc["p"]), int(doc["e"]), str(doc["n"]))
+        session = Session(str(doc["p"]), int(doc["e"]), str(doc["n"])) if doc is not None else None
     except (ValueError, KeyError, TypeError):
         return None
-    return session if session.expires > now else None
+    return session if session is not None and session.expires > now else None

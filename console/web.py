@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import faust
 from aiohttp import web
@@ -34,7 +34,7 @@ from alerts.config import AlertsConfig
 from alerts.silence import SilenceError, Silences
 from alerts.store import AlertStore
 from alerts.yamlcheck import parse_duration
-from console import i18n, links, pages
+from console import i18n, links, pages, share
 from console import session as sessions
 from console.pages import Viewer
 
@@ -72,6 +72,13 @@ class Console:
     # --- the guard: a session or a token, before any console handler runs -------------
 
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in share.SHARE_PATHS and request.headers.get(share.HEADER):  # another worker asks
+            asked_by = share.viewer_of(request.headers[share.HEADER], self.secret, self.now(), self.config)
+            if asked_by is None or request.method not in READ_METHODS:
+                return web.json_response({"error": "this share ticket is expired, altered or signed with "
+                                                   "another console secret"}, status=401)
+            request[VIEWER] = asked_by
+            return await handler(request)
         if request.headers.get("Authorization"):  # a machine: the API's tokens and scopes
             try:
                 actor = self.api.authorize(request, scope_of(request.method))
@@ -280,8 +287,19 @@ async def _csrf_sent(request: web.Request) -> str | None:
     return None
 
 
-def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock) -> Console:
-    """Add the console's pages to the worker's web server; returns it (its `guard` protects /console)."""
+def peers(app: faust.App) -> list[str]:
+    """The web addresses of the other workers holding table partitions (Faust's assignment)."""
+    hosts = list(app.router.tables_metadata())  # empty before the first assignment
+    own = urlsplit(str(app.conf.canonical_url)).netloc
+    return sorted({str(h).rstrip("/") for h in hosts if urlsplit(str(h)).netloc != own})
+
+
+def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock,
+           states: Callable[[], Iterable[Mapping[str, Any]]] | None = None) -> Console:
+    """Add the console's pages to the worker's web server; returns it (its `guard` protects /console).
+    `states` gives the order states the worker holds (the engine's), for the analysis page."""
+    from console import reports  # it builds on this module
+
     console = Console(store, config, api, clock)
     router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     router.add_get(links.SIGNIN_PATH, console.signin, name="console.signin")
@@ -291,4 +309,5 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     router.add_get(PREFIX + "/alerts/{fingerprint}", console.alert, name="console.alert")
     router.add_post(PREFIX + "/alerts/{fingerprint}/{action}", console.act, name="console.act")
     router.add_get(PREFIX + "/static/{name}", console.static, name="console.static")
+    reports.attach(router, console, states, lambda: peers(app))  # /console/team, /console/analysis(.xlsx)
     return console

@@ -85,6 +85,7 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url,  # what the group's assignment tells the other workers
         web_in_thread=False,
         stream_wait_empty=False,
         worker_redirect_stdouts=False,
@@ -116,7 +117,8 @@ def _add_web(worker: Worker) -> None:
     faust_pages_off(app)
     alerts_api = attach_alerts_api(app, worker.store, worker.settings, config=worker.sink.config,
                                    clock=worker.sink.clock)
-    console = attach_console(app, worker.store, worker.sink.config, alerts_api, worker.sink.clock)
+    console = attach_console(app, worker.store, worker.sink.config, alerts_api, worker.sink.clock,
+                             states=engine.states)
     require_tokens(app, alerts_api, open_paths=("/metrics", "/healthz"),
                    guarded_by={CONSOLE_PREFIX: console.guard})  # a session or a token
 

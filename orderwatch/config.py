@@ -7,6 +7,7 @@ key in the file is an error with its position, never silently ignored.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class Settings:
     datadir: str = ".orderwatch"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_url: str = ""  # how the other workers reach this one's web server (default: see advertised_url)
     tick_seconds: float = 5.0
     batch_max: int = 2000  # input messages handled together (one evaluation per partition)
     batch_wait: float = 0.005  # seconds to wait for a batch to fill
@@ -44,6 +46,21 @@ class Settings:
     @property
     def store_url(self) -> str:
         return self.store or f"sqlite:///{Path(self.datadir).resolve() / 'alerts.sqlite'}"
+
+    @property
+    def advertised_url(self) -> str:
+        """How the other workers of the group reach this worker's web server (the console's pages
+        that gather every worker's share): `web_url`, else web_host:web_port, with this machine's
+        address when web_host listens on every interface (0.0.0.0 names no machine to another)."""
+        if self.web_url:
+            return self.web_url.rstrip("/")
+        host = self.web_host
+        if host in ("", "0.0.0.0", "::"):  # every interface: no address another machine can use
+            try:
+                host = socket.gethostbyname(socket.gethostname())
+            except OSError:
+                host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"
 
     @property
     def fields_file(self) -> str:

@@ -26,6 +26,8 @@ STATES = [
     state("purchase_order", "PO-6", status="cancelled", expected_date="2025-03-05", amount=999),
     state("sales_order", "SO-1", status="open", promised_date="2025-03-08", amount="1200.5", currency="EUR"),
     state("sales_order", "SO-2", status="shipped", promised_date="2025-03-08", shipped_date="2025-03-08"),
+    # Shipped the day after the promised date: late (both are whole days).
+    state("sales_order", "SO-3", status="shipped", promised_date="2025-03-08", shipped_date="2025-03-09"),
     state("invoice", "INV-1", status="open", due_date="2025-03-09", amount=500, currency="CNY"),
     state("inventory", "SKU-1@WH1", on_hand=5),
     {**state("purchase_order", "PO-9", status="open", expected_date="2025-01-01"), "deleted": True},
@@ -40,7 +42,7 @@ def test_open_overdue_and_on_time() -> None:
     assert t["orderwatch_orders_open_amount"] == {("purchase_order", "CNY"): 6350, ("purchase_order", "EUR"): 36400,
                                                   ("sales_order", "EUR"): 1200.5, ("invoice", "CNY"): 500}
     assert t["orderwatch_orders_overdue_amount"][("purchase_order", "CNY")] == 6250
-    assert t["orderwatch_orders_completed"] == {("purchase_order",): 2, ("sales_order",): 1}
+    assert t["orderwatch_orders_completed"] == {("purchase_order",): 2, ("sales_order",): 2}
     assert t["orderwatch_orders_completed_on_time"] == {("purchase_order",): 1, ("sales_order",): 1}
 
 

@@ -52,3 +52,13 @@ def test_alerts_verbs_on_a_folder_without_a_store_say_so(tmp_path: Path) -> None
     assert out.returncode == 2
     assert f"no alert store at {missing / 'alerts.sqlite'}" in out.stderr and "Traceback" not in out.stderr
     assert not missing.exists()  # nothing created in the wrong place
+
+
+def test_the_address_other_workers_reach_this_one_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None, {"web_host": "10.1.2.3", "web_port": 7000}).advertised_url == "http://10.1.2.3:7000"
+    monkeypatch.setenv("ORDERWATCH_WEB_URL", "http://worker-2.internal:6066/")
+    assert load_settings().advertised_url == "http://worker-2.internal:6066"
+    monkeypatch.delenv("ORDERWATCH_WEB_URL")
+    # Listening on every interface names no address: the machine's own is advertised instead.
+    wildcard = load_settings(None, {"web_host": "0.0.0.0"}).advertised_url
+    assert wildcard.endswith(":6066") and "0.0.0.0" not in wildcard
