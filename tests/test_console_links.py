@@ -11,9 +11,9 @@ over HTTP, also through a second worker that does not hold the order.
 from __future__ import annotations
 
 import re
-import textwrap
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +107,7 @@ def sent(tmp_path: Path) -> Iterator[tuple[Pipeline, SmtpSink, Any]]:
 
 
 def test_every_message_links_its_reader_to_the_alerts_page_with_a_personal_signed_link(sent: Any) -> None:
-    pipeline, smtp, robot = sent
+    _, smtp, robot = sent
     # E1001 and li.wei are one person: one grouped email, both orders, in Chinese.
     (mail,) = smtp.to("li.wei@example.com")
     body = mail.get_content()
@@ -165,7 +165,7 @@ def test_without_a_console_secret_messages_keep_the_command(tmp_path: Path) -> N
 
 
 def test_one_person_whatever_the_erp_calls_them(sent: Any, tmp_path: Path) -> None:
-    pipeline, smtp, robot = sent
+    pipeline, _, _ = sent
     # The metric names the person by their id, for the alert written by alias too.
     sample = REGISTRY.get_sample_value
     assert sample("orderwatch_alerts_open", {"family": "delay", "severity": "warning", "owner": "li.wei",
@@ -287,7 +287,7 @@ def two_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
 
 
 def test_the_order_page_shows_fields_lines_and_the_timeline_from_any_worker(two_workers: Any) -> None:
-    a, b, store, clock = two_workers
+    a, b, _, clock = two_workers
     # Signed in on worker B, which does not hold the order: B asks A with the same session.
     browser = Browser(b.base)
     assert browser.get(links.signed_url(b.base, "li.wei", "/console/", clock.now + HOUR, secret=SECRET)).status == 302
@@ -319,7 +319,7 @@ def test_the_order_page_shows_fields_lines_and_the_timeline_from_any_worker(two_
 
 
 def test_reassigning_an_alert_to_another_person_is_recorded_and_sticks(two_workers: Any) -> None:
-    a, b, store, clock = two_workers
+    a, _, store, clock = two_workers
     browser = Browser(a.base)
     fp = CHANGE_ALERT.fingerprint
     browser.get(links.signed_url(a.base, "li.wei", f"/console/alerts/{fp}?do=ack", clock.now + HOUR,
