@@ -26,7 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", help="SQLAlchemy URL of the alert store (default: SQLite in --datadir)")
     p.add_argument("--datadir", help="folder of the default SQLite store (default: .orderwatch)")
     p.add_argument("--alerts", help="the alerts YAML file, for people's names, language and time zone "
-                   "(default: the config file's `alerts`)")
+                   "(default: the config file's `alerts`, else alerts.yaml in --datadir if there is one)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="text (default) or json")
 
 
@@ -118,7 +118,11 @@ def _people(args: argparse.Namespace) -> Any:
     from alerts.config import AlertsConfig, load_alerts_config
     from orderwatch.config import load_settings
 
-    path = getattr(args, "alerts", None) or load_settings(args.config, {"datadir": args.datadir}).alerts
+    settings = load_settings(args.config, {"datadir": args.datadir})
+    path = getattr(args, "alerts", None) or settings.alerts
+    beside = Path(settings.datadir) / "alerts.yaml"  # the demo writes its own there
+    if not path and beside.exists():
+        path = str(beside)
     return load_alerts_config(path) if path else AlertsConfig()
 
 

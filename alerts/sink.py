@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from alerts.clock import Clock, from_env
+from alerts.clock import Clock, from_env, now_of
 from alerts.config import AlertsConfig, load_alerts_config
 from alerts.console import print_events
 from alerts.deliver import Deliverer
@@ -101,7 +101,8 @@ class AlertSink:
         for ev in changed:
             metrics.ALERTS_STORED.labels(ev.state).inc()
         if self.settings.console and changed:
-            print_events(changed)
+            print_events(changed, directory=self.config.directory, now=now_of(self.clock).timestamp(),
+                         zone=self.config.timezone)
 
     async def _apply(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """Store the transitions; while the store cannot be written, wait and try again.

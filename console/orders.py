@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from alerts import locale
 from alerts.config import AlertsConfig
-from alerts.message import AlertItem
+from alerts.console import item_of_stored
 from alerts.store import AlertStore, StoredAlert
 from alerts.texts import FIELDS, alert_texts, entity_name, word
 from console.pages import Viewer, alert_doc, sees, zone_of
@@ -31,12 +31,7 @@ def language_of(config: AlertsConfig, viewer: Viewer, lang: str | None = None) -
 
 def texts_of(a: StoredAlert, language: str, zone: str, now: datetime) -> tuple[str, str]:
     """An alert's title and summary in one language, counted to now (as messages are)."""
-    item = AlertItem(fingerprint=a.fingerprint, rule=a.rule, entity=a.entity, key=a.key,
-                     status="resolved" if a.state == "resolved" else "firing", state=a.state,
-                     severity=a.severity, title=a.title, summary=a.summary, owner=a.owner, labels=a.labels,
-                     starts_at=a.starts_at.isoformat(),
-                     ends_at=a.resolved_at.isoformat() if a.resolved_at else None, facts=a.facts or {})
-    t = alert_texts(item, language, zone, now.timestamp())
+    t = alert_texts(item_of_stored(a), language, zone, now.timestamp())
     return t.title, t.summary or t.outcome
 
 
