@@ -223,8 +223,8 @@ class Console:
                 client.get(base.rstrip("/") + request.path_qs, headers=headers,
                            timeout=aiohttp.ClientTimeout(total=10)) as answer:
             body = await answer.read()
-            return web.Response(body=body, status=answer.status,
-                                content_type=answer.content_type, headers={"Cache-Control": "no-store"})
+            return web.Response(body=body, status=answer.status, content_type=answer.content_type,
+                                headers={"Cache-Control": "no-store", "X-Orderwatch-Served-By": base})
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
