@@ -349,3 +349,31 @@ def test_reassigning_an_alert_to_another_person_is_recorded_and_sticks(two_worke
     bad = chen.post(f"/console/alerts/{fp}/reassign", {"csrf": csrf_of(chen.get(f"/console/alerts/{fp}").text),
                                                        "to": "nobody"}, html=False)
     assert bad.status == 400 and "not in the owners directory" in bad.json()["error"]
+
+
+def test_a_team_mailbox_gets_the_pages_address_and_each_person_signs_in_with_their_own_link(tmp_path: Path) -> None:
+    with SmtpSink() as smtp:
+        cfg = config(f"""
+            external_url: {EXTERNAL}
+            console: {{secret: {SECRET}}}
+            owners:
+              people:
+                li.wei: {{name: 李伟, email: li.wei@example.com, language: zh, team: purchasing}}
+              teams:
+                purchasing: {{name: 采购部, email: purchasing@example.com, language: zh}}
+            receivers:
+              - {{name: mail, type: email, from: orderwatch@example.com, smtp: {{host: 127.0.0.1, port: {smtp.port}}}}}
+            route:
+              receivers: [mail]
+              to: [team:purchasing]
+              group_wait: 0s
+            """)
+        store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+        store.apply([PO1])
+        Pipeline(cfg, store, Clock()).step(0)
+        store.close()
+        (mail,) = smtp.to("purchasing@example.com")
+    body = mail.get_content()
+    # A mailbox many people read carries no personal credential: the page, where each signs in.
+    assert f"{EXTERNAL}/console/alerts/{PO1.fingerprint}?do=ack" in body
+    assert "/console/signin" not in body and "orderwatch alerts ack" not in body
