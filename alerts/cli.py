@@ -135,9 +135,9 @@ def _when(moment: datetime, cfg: Any) -> str:
 
 
 def _texts(a: Any, cfg: Any, now: datetime) -> tuple[str, str]:
-    from console.orders import texts_of
+    from alerts.console import stored_texts
 
-    return texts_of(a, cfg.language, cfg.timezone, now)
+    return stored_texts(a, cfg.language, cfg.timezone, now)
 
 
 def _print_alerts(alerts: list[Any], fmt: str, cfg: Any, now: datetime) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime
 from typing import TextIO
 
 from alerts.message import AlertItem
@@ -55,6 +56,13 @@ def item_of_stored(a: StoredAlert) -> AlertItem:
                      severity=a.severity, title=a.title, summary=a.summary, owner=a.owner, labels=a.labels,
                      starts_at=a.starts_at.isoformat(),
                      ends_at=a.resolved_at.isoformat() if a.resolved_at else None, facts=a.facts or {})
+
+
+def stored_texts(a: StoredAlert, language: str, zone: str, now: datetime) -> tuple[str, str]:
+    """A stored alert's title and summary (or, resolved, what happened) in one language, counted to
+    `now` as messages are: for `alerts list`/`show` and the console's pages."""
+    t = alert_texts(item_of_stored(a), language, zone, now.timestamp())
+    return t.title, t.summary or t.outcome
 
 
 def format_event(ev: AlertEvent, directory: Directory | None = None, now: float | None = None,

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from alerts import locale
 from alerts.config import AlertsConfig
-from alerts.console import item_of_stored
-from alerts.store import AlertStore, StoredAlert
-from alerts.texts import FIELDS, alert_texts, entity_name, word
+from alerts.console import stored_texts
+from alerts.store import AlertStore
+from alerts.texts import FIELDS, entity_name, word
 from console.pages import Viewer, alert_doc, sees, zone_of
 
 # (state, address of the worker that holds it or None when it is here or nobody holds it)
@@ -27,12 +27,6 @@ Locate = Callable[[str], tuple[Mapping[str, Any] | None, str | None]]
 
 def language_of(config: AlertsConfig, viewer: Viewer, lang: str | None = None) -> str:
     return lang or (viewer.person.language if viewer.person else config.language)
-
-
-def texts_of(a: StoredAlert, language: str, zone: str, now: datetime) -> tuple[str, str]:
-    """An alert's title and summary in one language, counted to now (as messages are)."""
-    t = alert_texts(item_of_stored(a), language, zone, now.timestamp())
-    return t.title, t.summary or t.outcome
 
 
 def show(name: str, value: Any, values: Mapping[str, Any], language: str, zone: str) -> str:
@@ -65,6 +59,16 @@ def person_name(config: AlertsConfig, who: str | None) -> str:
     return person.name if person else (who or "–")
 
 
+def addressees(config: AlertsConfig, refs: str | list[str]) -> str:
+    """Who a notification or an escalation reached (`person:li.wei`, `team:purchasing`), by name."""
+    names = []
+    for ref in [refs] if isinstance(refs, str) else refs:
+        kind, _, ident = str(ref).partition(":")
+        team = config.directory.teams.get(ident) if kind == "team" else None
+        names.append(team.name if team else person_name(config, ident or kind))
+    return ", ".join(n for n in names if n and n != "–")
+
+
 def order_page(store: AlertStore, config: AlertsConfig, viewer: Viewer, entity: str, key: str,
                state: Mapping[str, Any] | None, now: datetime, lang: str | None = None) -> dict[str, Any] | None:
     """The order page's data; None when the viewer sees none of its alerts (a machine sees all)."""
@@ -92,17 +96,15 @@ def order_page(store: AlertStore, config: AlertsConfig, viewer: Viewer, entity: 
         })
     docs = []
     for a in alerts:
-        title, summary = texts_of(a, language, zone_name, now)
+        title, summary = stored_texts(a, language, zone_name, now)
         doc = {**alert_doc(a, now, zone, config.directory), "title": title, "summary": summary}
         docs.append(doc)
         for e in store.events(a.fingerprint):
             detail = e.detail or {}
-            to = detail.get("recipient") or detail.get("to") or ""
             timeline.append({
                 "at": e.at.isoformat(), "at_local": when(e.at), "event": e.state, "by": person_name(config, e.actor),
                 "comment": e.comment, "alert": a.fingerprint, "title": title,
-                "to": person_name(config, str(to).partition(":")[2] or str(to)) if isinstance(to, str) else
-                ", ".join(person_name(config, str(t).partition(":")[2] or str(t)) for t in to),
+                "to": addressees(config, detail.get("recipient") or detail.get("to") or ""),
                 "receiver": detail.get("receiver"),
                 "from_owner": person_name(config, detail.get("from")) if e.state == "reassigned" else None,
                 "to_owner": person_name(config, detail.get("to")) if e.state == "reassigned" else None,

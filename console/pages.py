@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from alerts import locale
 from alerts.api import alert_json
 from alerts.config import AlertsConfig
+from alerts.console import stored_texts
 from alerts.escalation import SEVERITY_RANK
 from alerts.owners import Directory, Person
 from alerts.states import OPEN_STATES
@@ -84,9 +85,7 @@ def alert_doc(a: StoredAlert, now: datetime, zone: ZoneInfo, directory: Director
     doc["page"] = f"/console/alerts/{a.fingerprint}"
     doc["order_page"] = f"/console/orders/{quote(a.entity, safe='')}/{quote(a.key, safe='')}"
     if language is not None:
-        from console.orders import texts_of  # the order page shares how an alert reads
-
-        doc["title"], doc["summary"] = texts_of(a, language, str(zone), now)
+        doc["title"], doc["summary"] = stored_texts(a, language, str(zone), now)
         doc["since_text"] = locale.datetime_text(a.starts_at, language, str(zone))
         doc["entity_name"] = entity_name(a.entity, language)
     return doc
