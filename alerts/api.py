@@ -161,7 +161,8 @@ class AlertsApi:
             if q.get("owner"):  # the person, by any of their names
                 alerts = [a for a in alerts if d.canonical(a.owner) == d.canonical(q["owner"])]
             muted = self._inhibited()
-            chosen = [a for a in alerts if m.match_all(filters, row_labels(a))][:limit]
+            chosen = [a for a in alerts
+                      if m.match_all(filters, {**row_labels(a), "owner": d.canonical(a.owner) or ""})][:limit]
             return [alert_json(a, muted.get(a.fingerprint), d) for a in chosen]
 
         return web.json(await asyncio.to_thread(load))

@@ -182,7 +182,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     cfg = _people(args)
     if args.owner:  # the person, by any of their names
         alerts = [a for a in alerts if cfg.directory.canonical(a.owner) == cfg.directory.canonical(args.owner)]
-    _print_alerts([a for a in alerts if m.match_all(filters, row_labels(a))], args.format, cfg, _now())
+    d = cfg.directory
+    chosen = [a for a in alerts if m.match_all(filters, {**row_labels(a), "owner": d.canonical(a.owner) or ""})]
+    _print_alerts(chosen, args.format, cfg, _now())
     return 0
 
 

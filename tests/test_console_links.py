@@ -190,11 +190,13 @@ def test_one_person_whatever_the_erp_calls_them(sent: Any, tmp_path: Path) -> No
     server = Server(app)
     try:
         status, doc = server.call("GET", "/api/alerts?owner=E1001", token=TOKEN)
+        by_label = server.call("GET", "/api/alerts?filter=owner%3D%22li.wei%22", token=TOKEN)[1]
     finally:
         server.close()
     assert status == 200
     assert sorted((a["key"], a["owner"], a["ownerName"], a["labels"]["owner"]) for a in doc) == \
         [("PO-1", "li.wei", "李伟", "li.wei"), ("PO-2", "li.wei", "李伟", "li.wei")]
+    assert sorted(a["key"] for a in by_label) == ["PO-1", "PO-2"]  # a matcher on owner: the person too
 
     # `alerts list`: the person's name, most severe first then oldest, aligned columns, local times.
     alerts_file = tmp_path / "alerts.yaml"
