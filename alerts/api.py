@@ -39,6 +39,7 @@ from alerts.clock import Clock, from_env, now_of
 from alerts.config import AlertsConfig, ApiToken, load_alerts_config
 from alerts.inhibit import Labelled, inhibited
 from alerts.labels import row_labels
+from alerts.owners import Directory
 from alerts.schema import OPEN_STATES, STATES
 from alerts.silence import SILENCE_STATES, SilenceError, Silences
 from alerts.store import AlertStore, StoredAlert
@@ -61,8 +62,9 @@ def scope_of(method: str) -> str:
     return "read" if method.upper() in READ_METHODS else "write"
 
 
-def alert_json(a: StoredAlert, inhibited_by: str | None = None) -> dict[str, Any]:
-    """An alert: the stored fields, plus Alertmanager-style labels, annotations and status."""
+def alert_json(a: StoredAlert, inhibited_by: str | None = None, directory: Directory | None = None) -> dict[str, Any]:
+    """An alert: the stored fields, plus Alertmanager-style labels, annotations and status; with the
+    owners directory, `owner` is the person's id (however the ERP wrote it) and `ownerName` their name."""
     out = a.to_dict()
     am_state = "resolved" if a.state == "resolved" else "suppressed" if (a.state == "silenced" or inhibited_by) \
         else "active"
@@ -74,6 +76,10 @@ def alert_json(a: StoredAlert, inhibited_by: str | None = None) -> dict[str, Any
                 "inhibitedBy": [inhibited_by] if inhibited_by else [],
                 "acknowledgedBy": a.acked_by},
     )
+    if directory is not None:
+        out["owner"] = directory.canonical(a.owner)
+        out["labels"]["owner"] = out["owner"] or ""
+        out["ownerName"] = directory.display(a.owner)
     return out
 
 
@@ -149,11 +155,15 @@ class AlertsApi:
         limit = min(int(text), MAX_LIST)
 
         def load() -> list[dict[str, Any]]:
-            alerts = self.store.list(state=states or None, rule=q.get("rule"), owner=q.get("owner"),
+            d = self.config.directory
+            alerts = self.store.list(state=states or None, rule=q.get("rule"),
                                      severity=q.get("severity"), entity=q.get("entity"), key=q.get("key"))
+            if q.get("owner"):  # the person, by any of their names
+                alerts = [a for a in alerts if d.canonical(a.owner) == d.canonical(q["owner"])]
             muted = self._inhibited()
-            chosen = [a for a in alerts if m.match_all(filters, row_labels(a))][:limit]
-            return [alert_json(a, muted.get(a.fingerprint)) for a in chosen]
+            chosen = [a for a in alerts
+                      if m.match_all(filters, {**row_labels(a), "owner": d.canonical(a.owner) or ""})][:limit]
+            return [alert_json(a, muted.get(a.fingerprint), d) for a in chosen]
 
         return web.json(await asyncio.to_thread(load))
 
@@ -162,7 +172,7 @@ class AlertsApi:
             a = self.store.get(fingerprint)
             if a is None:
                 return None
-            out = alert_json(a, self._inhibited().get(a.fingerprint))
+            out = alert_json(a, self._inhibited().get(a.fingerprint), self.config.directory)
             out["history"] = [e.to_dict() for e in self.store.events(fingerprint)]
             return out
 
@@ -187,8 +197,8 @@ class AlertsApi:
             return web.json({"error": f"no alert {fingerprint}"}, status=404)
         if not changed:
             return web.json({"error": f"alert {fingerprint} is {current.state}: nothing to {action}",
-                             "alert": alert_json(current)}, status=409)
-        return web.json(alert_json(current))
+                             "alert": alert_json(current, directory=self.config.directory)}, status=409)
+        return web.json(alert_json(current, directory=self.config.directory))
 
     async def ack(self, web: Any, request: Any, actor: str, fingerprint: str) -> Any:
         return await self._act(web, request, actor, fingerprint, "ack")
@@ -263,7 +273,7 @@ class AlertsApi:
         """Every alert an order has had, each with its history (blocking)."""
         out = []
         for a in self.store.list(entity=entity, key=key):
-            doc = alert_json(a)
+            doc = alert_json(a, directory=self.config.directory)
             doc["history"] = [e.to_dict() for e in self.store.events(a.fingerprint)]
             out.append(doc)
         return out

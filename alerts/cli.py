@@ -25,6 +25,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML settings file (its `store` and `datadir` are used)")
     p.add_argument("--store", help="SQLAlchemy URL of the alert store (default: SQLite in --datadir)")
     p.add_argument("--datadir", help="folder of the default SQLite store (default: .orderwatch)")
+    p.add_argument("--alerts", help="the alerts YAML file, for people's names, language and time zone "
+                   "(default: the config file's `alerts`, else alerts.yaml in --datadir if there is one)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="text (default) or json")
 
 
@@ -112,16 +114,56 @@ def _now() -> datetime:
     return now_of(from_env())
 
 
-def _print_alerts(alerts: list[Any], fmt: str) -> None:
+def _people(args: argparse.Namespace) -> Any:
+    """The alerts file (for people's names, the language and time zone), if one is known."""
+    from alerts.config import AlertsConfig, load_alerts_config
+    from orderwatch.config import load_settings
+
+    settings = load_settings(args.config, {"datadir": args.datadir})
+    path = getattr(args, "alerts", None) or settings.alerts
+    beside = Path(settings.datadir) / "alerts.yaml"  # the demo writes its own there
+    if not path and beside.exists():
+        path = str(beside)
+    return load_alerts_config(path) if path else AlertsConfig()
+
+
+def _when(moment: datetime, cfg: Any) -> str:
+    """A stored time in the alerts file's time zone (else this machine's), to the minute."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(cfg.timezone) if cfg.path else None
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _texts(a: Any, cfg: Any, now: datetime) -> tuple[str, str]:
+    from alerts.console import stored_texts
+
+    return stored_texts(a, cfg.language, cfg.timezone, now)
+
+
+def _print_alerts(alerts: list[Any], fmt: str, cfg: Any, now: datetime) -> None:
+    from tabulate import tabulate
+
+    from alerts.escalation import SEVERITY_RANK
+    from alerts.texts import entity_name
+
     if fmt == "json":
         for a in alerts:
             print(json.dumps(a.to_dict(), ensure_ascii=False))
         return
+    # The most severe first, then the oldest: what needs somebody first is on top.
+    alerts = sorted(alerts, key=lambda a: (-SEVERITY_RANK.get(a.severity, -1), a.starts_at, a.fingerprint))
+    rows = []
     for a in alerts:
-        extra = f" ack={a.acked_by}" if a.acked_by else ""
-        extra += f" delivery={a.delivery}" if a.delivery == "failing" else ""
-        print(f"{a.fingerprint}  {a.state:<12} {a.severity:<8} {a.rule:<28} {a.entity}:{a.key:<16} "
-              f"owner={a.owner or '-'}{extra}  {a.summary}")
+        title, summary = _texts(a, cfg, now)
+        state = a.state + (f" ({cfg.directory.display(a.acked_by)})" if a.acked_by else "")
+        state += " delivery failing" if a.delivery == "failing" else ""
+        rows.append([a.fingerprint, a.severity, state, _when(a.starts_at, cfg),
+                     f"{entity_name(a.entity, cfg.language)} {a.key}",
+                     cfg.directory.display(a.owner, cfg.language), summary or title])
+    if rows:
+        print(tabulate(rows, headers=["id", "severity", "state", "since", "order", "owner", "summary"],
+                       tablefmt="simple", disable_numparse=True))
     print(f"{len(alerts)} alert(s)")
 
 
@@ -136,9 +178,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"alerts list: {exc}", file=sys.stderr)
         return 2
     states = list(OPEN_STATES) if args.open else args.state
-    alerts = _store(args).list(state=states, rule=args.rule, owner=args.owner, severity=args.severity,
+    alerts = _store(args).list(state=states, rule=args.rule, severity=args.severity,
                                entity=args.entity, key=args.key)
-    _print_alerts([a for a in alerts if m.match_all(filters, row_labels(a))], args.format)
+    cfg = _people(args)
+    if args.owner:  # the person, by any of their names
+        alerts = [a for a in alerts if cfg.directory.canonical(a.owner) == cfg.directory.canonical(args.owner)]
+    d = cfg.directory
+    chosen = [a for a in alerts if m.match_all(filters, {**row_labels(a), "owner": d.canonical(a.owner) or ""})]
+    _print_alerts(chosen, args.format, cfg, _now())
     return 0
 
 
@@ -152,16 +199,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({**alert.to_dict(), "history": [e.to_dict() for e in events]}, ensure_ascii=False))
         return 0
-    print(f"{alert.fingerprint}  {alert.title or alert.rule}\n  {alert.summary}")
-    print(f"  state {alert.state}  severity {alert.severity}  owner {alert.owner or '-'}  "
-          f"{alert.entity}:{alert.key}  since {alert.starts_at.isoformat()}  delivery {alert.delivery or '-'}")
+    cfg = _people(args)
+    title, summary = _texts(alert, cfg, _now())
+    print(f"{alert.fingerprint}  {title}\n  {summary}")
+    print(f"  state {alert.state}  severity {alert.severity}  owner {cfg.directory.display(alert.owner, cfg.language)}  "
+          f"{alert.entity}:{alert.key}  since {_when(alert.starts_at, cfg)}  delivery {alert.delivery or '-'}")
     if alert.delivery_error:
         print(f"  last delivery error: {alert.delivery_error}")
     for e in events:
         what = e.state
         detail = ", ".join(f"{k}={v}" for k, v in e.detail.items() if k in ("receiver", "recipient", "level", "to",
                                                                             "silence", "error", "attempts"))
-        print(f"  {e.at.isoformat()}  {what:<13} by {e.actor}" + (f"  {detail}" if detail else "")
+        who = cfg.directory.display(e.actor) if cfg.directory.person(e.actor) else e.actor
+        by = f"{who} ({e.actor})" if who != e.actor else e.actor
+        print(f"  {_when(e.at, cfg)}  {what:<13} by {by}" + (f"  {detail}" if detail else "")
               + (f"  — {e.comment}" if e.comment else ""))
     return 0
 

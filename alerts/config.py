@@ -77,6 +77,8 @@ class ConsoleSettings:
     secret: str = ""  # empty: nobody signs in (API tokens still work)
     link_ttl: float = 7 * 86400.0  # how long a sign-in link in a notification stays valid
     session_ttl: float = 12 * 3600.0  # how long a session started by a link lasts
+    # source id → the order's address in that ERP, `{key}` and the order's fields substituted
+    order_links: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -210,7 +212,13 @@ def _console(doc: Map, problems: Problems, env: Mapping[str, str]) -> ConsoleSet
             problems.add(Pos("(environment)", 1, 1), f"{CONSOLE_SECRET_ENV} needs at least {MIN_SECRET} characters")
             secret = ""
         return ConsoleSettings(secret=secret)
-    check_keys(node, {"secret", "link_ttl", "session_ttl"}, problems, "console")
+    check_keys(node, {"secret", "link_ttl", "session_ttl", "order_links"}, problems, "console")
+    order_links = as_map(node["order_links"], node.at("order_links"), "console.order_links", problems) \
+        if "order_links" in node else None
+    for source, url in (order_links or {}).items():
+        if not str(url).startswith(("http://", "https://")):
+            problems.add(order_links.at(source), f"console.order_links.{source}: an http:// or https:// URL "  # type: ignore[union-attr]
+                         "template like https://erp.example.com/app/purchase-order/{key}")
     secret = get_str(node, "secret", problems, "") or env.get(CONSOLE_SECRET_ENV, "")
     if secret and len(secret) < MIN_SECRET:
         problems.add(node.at("secret") if "secret" in node else doc.at("console"),
@@ -218,7 +226,8 @@ def _console(doc: Map, problems: Problems, env: Mapping[str, str]) -> ConsoleSet
         secret = ""
     return ConsoleSettings(secret=secret,
                            link_ttl=get_duration(node, "link_ttl", problems, d.link_ttl) or d.link_ttl,
-                           session_ttl=get_duration(node, "session_ttl", problems, d.session_ttl) or d.session_ttl)
+                           session_ttl=get_duration(node, "session_ttl", problems, d.session_ttl) or d.session_ttl,
+                           order_links={str(k): str(v) for k, v in (order_links or {}).items()})
 
 
 def _console_from_env() -> ConsoleSettings:

@@ -35,6 +35,7 @@ from alerts.notify import DeliveryError, SendContext
 from alerts.schema import AlertRow, OutboxRow
 from alerts.store import AlertStore, utc
 from alerts.template import Renderer
+from console.links import notification_linker
 
 log = logging.getLogger(__name__)
 KEEP_SENT = timedelta(days=7)
@@ -55,7 +56,7 @@ class Deliverer:
         self.config = config
         self.store = store
         self.clock = clock
-        self.renderer = Renderer(config.templates, clock)
+        self.renderer = Renderer(config.templates, clock, notification_linker(config, clock))
         self._http: aiohttp.ClientSession | None = None
         self._last_prune = 0.0
         self._unrecorded: list[tuple[Attempt, asyncio.Future[None]]] = []  # answered, not yet written

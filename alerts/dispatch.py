@@ -77,7 +77,7 @@ def _iso(dt: datetime | None) -> str | None:
 def routing_context(directory: Directory, owner: str | None, labels: Mapping[str, str]) -> AlertContext:
     """The alert as routes see it: its labels plus `owner_known` and `owner_team` from the directory."""
     ctx = AlertContext(directory, owner, labels)
-    ctx.labels = {**labels, "owner_known": "true" if ctx.person else "false",
+    ctx.labels = {**labels, "owner": directory.canonical(owner) or "", "owner_known": "true" if ctx.person else "false",
                   "owner_team": ctx.team.id if ctx.team else ""}
     return ctx
 
@@ -112,7 +112,7 @@ class Dispatcher:
             self._resolved(rows, entries, buckets, now)
             self._flush(session, rows, entries, buckets, now, result)
             self._observe_acks(session)
-            self._gauges(rows)
+            self._gauges(rows, self.config.directory)
         metrics.DISPATCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
@@ -356,11 +356,12 @@ class Dispatcher:
         self._ack_mark = top
 
     @staticmethod
-    def _gauges(rows: list[Snapshot]) -> None:
+    def _gauges(rows: list[Snapshot], directory: Directory) -> None:
         counts: dict[tuple[str, str, str, str], int] = {}
         for r in rows:
             if r.state in OPEN_STATES:
-                k = ((r.labels or {}).get("family", ""), r.severity, r.owner or "", r.state)
+                owner = directory.canonical(r.owner) or ""  # one person, however the ERP wrote them
+                k = ((r.labels or {}).get("family", ""), r.severity, owner, r.state)
                 counts[k] = counts.get(k, 0) + 1
         metrics.ALERTS_OPEN.clear()
         for labels, value in counts.items():

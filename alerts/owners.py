@@ -99,7 +99,8 @@ class Directory:
     default_language: str = "en"
 
     def __post_init__(self) -> None:
-        self._person_alias = {a.casefold(): p.id for p in self.people.values() for a in (p.id, *p.aliases)}
+        self._person_alias = {a.casefold(): p.id for p in self.people.values()
+                              for a in (p.id, *p.aliases, *((p.email,) if p.email else ()))}
         self._team_alias = {a.casefold(): t.id for t in self.teams.values() for a in (t.id, *t.aliases)}
 
     def person(self, name: str | None) -> Person | None:
@@ -108,6 +109,23 @@ class Directory:
             return None
         pid = self._person_alias.get(str(name).strip().casefold())
         return self.people.get(pid) if pid else None
+
+    def canonical(self, owner: str | None) -> str | None:
+        """The one name of an owner however the ERP wrote it (id, alias, login, email): the person's
+        id when the directory knows them, else the value as given (an unknown owner stays visible)."""
+        if owner is None or not str(owner).strip():
+            return None
+        person = self.person(owner)
+        return person.id if person else str(owner).strip()
+
+    def display(self, owner: str | None, language: str = "en") -> str:
+        """How people see an owner: the person's name, or the raw value marked unknown."""
+        if not owner:
+            return "-"
+        person = self.person(owner)
+        if person is not None:
+            return person.name
+        return f"{owner}(未知)" if language == "zh" else f"{owner} (unknown)"
 
     def team(self, name: str | None) -> Team | None:
         if not name:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import faust
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from alerts.clock import Clock, from_env
+from alerts.clock import Clock, from_env, now_of
 from alerts.config import AlertsConfig, load_alerts_config
 from alerts.console import print_events
 from alerts.deliver import Deliverer
@@ -45,6 +45,19 @@ class SinkStats:
     queued: int = 0
     sent: int = 0
     failed: int = 0
+
+
+def canonical_owners(config: AlertsConfig, events: list[AlertEvent]) -> list[AlertEvent]:
+    """Name each owner by their id in the owners directory (an alias, a login or an email of the ERP
+    becomes the person's id) before anything is stored: grouping, dedup, the console, the API and
+    the metrics then all see one person. The value the ERP gave is kept in the facts."""
+    out = []
+    for ev in events:
+        owner = config.directory.canonical(ev.owner)
+        if owner != ev.owner:
+            ev = replace(ev, owner=owner, facts={**ev.facts, "owner_given": ev.owner})
+        out.append(ev)
+    return out
 
 
 class AlertSink:
@@ -82,13 +95,14 @@ class AlertSink:
                 events.extend(AlertEvent.from_dict(d) for d in read_json(event.message.value)[0])
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 await self._dead_letter(event.message, exc)
-        changed = await self._apply(events)
+        changed = await self._apply(canonical_owners(self.config, events))
         self.stats.received += len(events)
         self.stats.stored += len(changed)
         for ev in changed:
             metrics.ALERTS_STORED.labels(ev.state).inc()
         if self.settings.console and changed:
-            print_events(changed)
+            print_events(changed, directory=self.config.directory, now=now_of(self.clock).timestamp(),
+                         zone=self.config.timezone)
 
     async def _apply(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """Store the transitions; while the store cannot be written, wait and try again.

@@ -16,7 +16,7 @@ import builtins
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -195,8 +195,10 @@ class AlertStore:
                         silenced_by=None, escalation_level=0, delivery="", delivery_error=None,
                         notified_at=None, dispatch_pending=False, facts=None,
                     )
-                elif not _changes(row, ev):
-                    continue
+                else:
+                    ev = _keep_assignment(row, ev)
+                    if not _changes(row, ev):
+                        continue
                 kind = _update(row, ev)
                 touched[ev.fingerprint] = row
                 history.append({
@@ -289,6 +291,22 @@ class AlertStore:
             self.record(session, [fingerprint], "commented", actor, at or datetime.now(UTC), comment=comment)
             return True
 
+    def reassign(self, fingerprint: str, to: str, actor: str, comment: str | None = None,
+                 at: datetime | None = None) -> bool:
+        """Give an open alert to another person (an id of the owners directory): routing, the console
+        and the metrics follow the new owner, and the engine's later updates of this episode keep it
+        (the ERP's owner field does not take it back). False if the alert is not open."""
+        at = at or datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            row = session.get(AlertRow, fingerprint, with_for_update=True)
+            if row is None or row.state not in OPEN_STATES:
+                return False
+            before = row.owner
+            row.owner = to
+            row.facts = {**(row.facts or {}), "assigned_to": to}
+            self.record(session, [fingerprint], "reassigned", actor, at, {"from": before, "to": to}, comment)
+            return True
+
     def _act(self, fingerprints: Iterable[str], from_states: Sequence[str], to_state: str, actor: str,
              comment: str | None, at: datetime, values: dict[str, Any]) -> builtins.list[str]:
         fps = sorted(set(fingerprints))
@@ -348,6 +366,15 @@ def _changes(row: Any, ev: AlertEvent) -> bool:
             return _content(row) != _content_of(ev)  # same episode: only new severity/text counts
         return True
     return row.state != "resolved"
+
+
+def _keep_assignment(row: Any, ev: AlertEvent) -> AlertEvent:
+    """A person reassigned this open alert: the engine's owner (the ERP's field) does not take it back
+    while the episode lasts."""
+    assigned = (row.facts or {}).get("assigned_to")
+    if assigned and ev.state == "firing" and row.state in OPEN_STATES:
+        return replace(ev, owner=assigned, facts={**(ev.facts or {}), "assigned_to": assigned})
+    return ev
 
 
 def _content(row: Any) -> tuple[Any, ...]:

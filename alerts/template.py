@@ -32,6 +32,18 @@ SUBJECT_FIELDS = {"status", "count", "firing", "resolved", "title", "escalated",
 ALERT_FIELDS = {"status", "title", "summary", "entity", "key", "owner", "severity", "since", "ended",
                 "fingerprint", "rule", "state", "level", "ago", "outcome"}
 FOOTER_FIELDS = {"url", "ack"}
+LINK_FOOTER_FIELDS = {"links"}
+# (label, url) → how one link is written: plain text (email), markdown (DingTalk, WeCom, Teams), Slack.
+LinkStyle = Callable[[str, str], str]
+Linker = Callable[[Notification, AlertItem | None], str]  # the console page's address for this reader
+
+
+def plain_link(label: str, url: str) -> str:
+    return f"{label}: {url}"
+
+
+def markdown_link(label: str, url: str) -> str:
+    return f"[{label}]({url})"
 
 
 @dataclass(frozen=True)
@@ -40,14 +52,15 @@ class Template:
     alert: str
     footer: str
     words: dict[str, str]
+    link_footer: str = "{links}"  # with the console: each firing alert's personal link
 
 
 _ZH_WORDS = {"firing": "告警", "resolved": "已恢复", "escalated": "[升级] ", "warning": "警告", "critical": "严重",
-             "info": "提示", "acknowledged": "已确认", "silenced": "已静默", "no_owner": "无负责人",
+             "info": "提示", "acknowledged": "已确认", "silenced": "已静默", "no_owner": "无负责人", "unknown": "(未知)",
              "for": "致", "ended": " | 结束: ", "outcome": "\n结果: "}
 _EN_WORDS = {"firing": "FIRING", "resolved": "RESOLVED", "escalated": "[ESCALATED] ", "warning": "warning",
              "critical": "critical", "info": "info", "acknowledged": "acknowledged", "silenced": "silenced",
-             "no_owner": "no owner", "for": "for", "ended": " | ended: ", "outcome": "\nOutcome: "}
+             "no_owner": "no owner", "unknown": " (unknown)", "for": "for", "ended": " | ended: ", "outcome": "\nOutcome: "}
 
 BUILTIN = {
     "zh": Template(
@@ -56,6 +69,7 @@ BUILTIN = {
               "开始: {since}({ago}){ended}",
         footer="确认(停止提醒和升级): orderwatch alerts ack {ack}{url}",
         words=_ZH_WORDS,
+        link_footer="在控制台确认、备注或暂停提醒(确认后停止提醒和升级):\n{links}",
     ),
     "en": Template(
         subject="{escalated}[{status}:{count}] {title}",
@@ -63,6 +77,8 @@ BUILTIN = {
               "since: {since} ({ago}){ended}",
         footer="Acknowledge (stops reminders and escalation): orderwatch alerts ack {ack}{url}",
         words=_EN_WORDS,
+        link_footer="Acknowledge, comment or snooze on the console (acknowledging stops reminders and "
+                    "escalation):\n{links}",
     ),
 }
 
@@ -89,10 +105,23 @@ def local_time(iso: str | None, zone: str, language: str = "en") -> str:
 class Renderer:
     """Renders notifications with the built-in or configured templates, at the time of sending."""
 
-    def __init__(self, templates: dict[str, Template] | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, templates: dict[str, Template] | None = None, clock: Callable[[], float] = time.time,
+                 linker: Linker | None = None) -> None:
         self.templates = dict(BUILTIN)
         self.templates.update(templates or {})
         self.clock = clock  # when the message goes out: what {overdue_days} and "3 days ago" count to
+        self.linker = linker  # with the console configured: personal signed links instead of commands
+
+    def links(self, n: Notification) -> list[tuple[str, str]]:
+        """(label, address) of each firing alert's console page, signed for this notification's
+        reader (with several alerts, "my exceptions" comes last); empty without the console."""
+        if self.linker is None or not n.firing:
+            return []
+        out = [(f"{entity_name(a.entity, n.language)} {a.key}: {self.texts(n, a)[0]}", self.linker(n, a))
+               for a in n.firing]
+        if len(out) > 1:
+            out.append(("我的异常" if n.language == "zh" else "My exceptions", self.linker(n, None)))
+        return out
 
     def _t(self, n: Notification) -> Template:
         return self.templates.get(n.language) or self.templates["en"]
@@ -123,17 +152,20 @@ class Renderer:
         return fill(t.alert, {
             "status": t.words.get(a.status, a.status), "title": title,
             "summary": summary or title, "entity": entity_name(a.entity, n.language), "key": a.key,
-            "owner": a.owner_name or a.owner or t.words["no_owner"],
+            "owner": a.owner_name or (f"{a.owner}{t.words['unknown']}" if a.owner else t.words["no_owner"]),
             "severity": t.words.get(a.severity, a.severity),
             "since": local_time(a.starts_at, n.timezone, n.language), "ago": ago,
             "ended": ended, "outcome": words["outcome"] + outcome if outcome else "",
             "fingerprint": a.fingerprint, "rule": a.rule, "state": t.words.get(a.state, a.state), "level": a.level,
         })
 
-    def footer(self, n: Notification) -> str:
+    def footer(self, n: Notification, style: LinkStyle = plain_link) -> str:
         firing = n.firing
         if not firing:
             return ""
+        found = self.links(n)
+        if found:
+            return fill(self._t(n).link_footer, {"links": "\n".join(style(label, url) for label, url in found)})
         url = f"\n{_link(n)}" if n.external_url else ""
         return fill(self._t(n).footer, {"ack": " ".join(a.fingerprint for a in firing), "url": url})
 
@@ -155,9 +187,10 @@ def parse_templates(node: Any, pos: Pos, problems: Problems) -> dict[str, Templa
         spec = as_map(entry, doc.at(lang), f"templates.{lang}", problems)  # type: ignore[union-attr]
         if spec is None:
             continue
-        check_keys(spec, {"subject", "alert", "footer"}, problems, f"templates.{lang}")
+        check_keys(spec, {"subject", "alert", "footer", "link_footer"}, problems, f"templates.{lang}")
         tpl = BUILTIN[lang]
-        for key, allowed in (("subject", SUBJECT_FIELDS), ("alert", ALERT_FIELDS), ("footer", FOOTER_FIELDS)):
+        for key, allowed in (("subject", SUBJECT_FIELDS), ("alert", ALERT_FIELDS), ("footer", FOOTER_FIELDS),
+                             ("link_footer", LINK_FOOTER_FIELDS)):
             text = get_str(spec, key, problems)
             if text is None:
                 continue

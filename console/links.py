@@ -12,12 +12,15 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from alerts.config import AlertsConfig
+if TYPE_CHECKING:  # alerts/ builds its messages with these links: no import cycle at run time
+    from alerts.config import AlertsConfig
+    from alerts.message import AlertItem, Notification
 
 SIGNIN_PATH = "/console/signin"
 HOME = "/console/"
@@ -121,3 +124,28 @@ def link_for(config: AlertsConfig, person: str, target: str, now: float) -> str:
     console secret, valid for console.link_ttl from `now` (epoch seconds)."""
     return signed_url(config.external_url, person, target, now + config.console.link_ttl,
                       secret=config.console.secret)
+
+
+def alert_target(fingerprint: str) -> str:
+    """The console page a notification opens: the alert, with acknowledging ready (`do=ack`);
+    nothing changes until the person presses the page's button (a POST)."""
+    return f"/console/alerts/{quote(fingerprint)}?do=ack"
+
+
+def notification_linker(config: AlertsConfig, clock: Callable[[], float]
+                        ) -> Callable[[Notification, AlertItem | None], str] | None:
+    """What messages link to, per reader: a person gets their own signed link (valid for
+    console.link_ttl from when the message is sent); a team mailbox or a group chat gets the page's
+    plain address (people sign in with their own links). None when the console has no secret or
+    the alerts file no external_url: messages then keep the CLI command."""
+    if not config.console.secret or not config.external_url:
+        return None
+
+    def link(n: Notification, a: AlertItem | None) -> str:
+        target = alert_target(a.fingerprint) if a is not None else HOME
+        r = n.recipient or {}
+        if r.get("kind") == "person" and config.directory.person(str(r.get("id"))) is not None:
+            return link_for(config, str(r["id"]), target, clock())
+        return f"{config.external_url.rstrip('/')}{target}"
+
+    return link

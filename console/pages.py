@@ -13,14 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from alerts import locale
 from alerts.api import alert_json
 from alerts.config import AlertsConfig
+from alerts.console import stored_texts
 from alerts.escalation import SEVERITY_RANK
-from alerts.owners import Person
+from alerts.owners import Directory, Person
 from alerts.states import OPEN_STATES
 from alerts.store import AlertStore, StoredAlert
+from alerts.texts import entity_name
 from console.scope import audience
 
 FILTERS = ("family", "severity", "state", "supplier", "customer")
@@ -71,16 +75,24 @@ def zone_of(config: AlertsConfig, viewer: Viewer) -> ZoneInfo:
     return ZoneInfo(viewer.person.timezone if viewer.person else config.timezone)
 
 
-def alert_doc(a: StoredAlert, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
-    doc = alert_json(a)
+def alert_doc(a: StoredAlert, now: datetime, zone: ZoneInfo, directory: Directory | None = None,
+              language: str | None = None) -> dict[str, Any]:
+    """An alert as the pages show it; with a language, its title and summary in that language only
+    (counted to now, as messages are) and its start written the reader's way."""
+    doc = alert_json(a, directory=directory)
     doc["age_seconds"] = max(0, int((now - a.starts_at).total_seconds()))
     doc["since_local"] = a.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     doc["page"] = f"/console/alerts/{a.fingerprint}"
+    doc["order_page"] = f"/console/orders/{quote(a.entity, safe='')}/{quote(a.key, safe='')}"
+    if language is not None:
+        doc["title"], doc["summary"] = stored_texts(a, language, str(zone), now)
+        doc["since_text"] = locale.datetime_text(a.starts_at, language, str(zone))
+        doc["entity_name"] = entity_name(a.entity, language)
     return doc
 
 
 def my_exceptions(store: AlertStore, config: AlertsConfig, viewer: Viewer, query: Mapping[str, str],
-                  now: datetime) -> dict[str, Any]:
+                  now: datetime, language: str | None = None) -> dict[str, Any]:
     """The viewer's open alerts with the chosen filters, counts per filter value, sorted (blocking)."""
     mine = visible(config, viewer, store.list(state=list(OPEN_STATES)))
     chosen = {name: query[name] for name in FILTERS if query.get(name)}
@@ -93,17 +105,26 @@ def my_exceptions(store: AlertStore, config: AlertsConfig, viewer: Viewer, query
     digest = hashlib.sha256("|".join(f"{a.fingerprint}:{a.state}:{a.severity}:{a.last_change.isoformat()}"
                                      for a in shown).encode()).hexdigest()[:16]
     return {"viewer": viewer.to_dict(), "filters": chosen, "total": len(mine), "shown": len(shown),
-            "counts": counts, "version": digest, "alerts": [alert_doc(a, now, zone) for a in shown]}
+            "counts": counts, "version": digest, "alerts": [alert_doc(a, now, zone, config.directory, language) for a in shown]}
 
 
 def alert_page(store: AlertStore, config: AlertsConfig, viewer: Viewer, fingerprint: str,
-               now: datetime) -> dict[str, Any] | None:
+               now: datetime, language: str | None = None) -> dict[str, Any] | None:
     """One alert the viewer sees, with its history; None if there is none (or not theirs)."""
     found = store.get(fingerprint)
     if found is None or not sees(config, viewer, found):
         return None
     zone = zone_of(config, viewer)
-    doc = alert_doc(found, now, zone)
-    doc["history"] = [{**e.to_dict(), "at_local": e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")}
-                      for e in store.events(fingerprint)]
+    doc = alert_doc(found, now, zone, config.directory, language)
+    lang = language or "en"
+    doc["history"] = [{**e.to_dict(), "at_local": e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                       "at_text": locale.datetime_text(e.at, lang, str(zone)),
+                       "by_name": _name(config.directory, e.actor)} for e in store.events(fingerprint)]
+    doc["people"] = sorted(({"id": p.id, "name": p.name} for p in config.directory.people.values()),
+                           key=lambda p: p["id"])
     return {"viewer": viewer.to_dict(), "alert": doc}
+
+
+def _name(directory: Directory, who: str) -> str:
+    person = directory.person(who)
+    return person.name if person else who

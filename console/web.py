@@ -2,8 +2,10 @@
 
     GET  /console/signin?t=<signed link>   start a session for the person the link names
     GET  /console/                         my exceptions (filters: family, severity, state, supplier, customer)
-    GET  /console/alerts/{fingerprint}     one alert with its history and the actions
-    POST /console/alerts/{fingerprint}/{ack|resolve|comment|snooze}
+    GET  /console/alerts/{fingerprint}     one alert with its history and the actions (`?do=ack`: the
+                                           acknowledgement ready, as notifications link to it)
+    GET  /console/orders/{entity}/{key}    the order: fields, lines, timeline, link to the ERP
+    POST /console/alerts/{fingerprint}/{ack|resolve|comment|snooze|reassign}
     POST /console/signout
     GET  /console/static/{name}            the stylesheet and the script
 
@@ -23,6 +25,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import aiohttp
 import faust
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -34,13 +37,14 @@ from alerts.config import AlertsConfig
 from alerts.silence import SilenceError, Silences
 from alerts.store import AlertStore
 from alerts.yamlcheck import parse_duration
-from console import i18n, links, pages, share
+from console import i18n, links, orders, pages, share
 from console import session as sessions
 from console.pages import Viewer
 
 PREFIX = "/console"
 STATIC = ("console.css", "console.js")
-ACTIONS = ("ack", "resolve", "comment", "snooze")
+ACTIONS = ("ack", "resolve", "comment", "snooze", "reassign")
+FORWARDED = "X-Orderwatch-Forwarded"  # a request one worker passed to another (never passed on again)
 _KEY = getattr(web, "RequestKey", None)  # typed request keys (newer aiohttp); plain names before
 VIEWER: Any = _KEY("orderwatch.console.viewer", Viewer) if _KEY else "orderwatch.console.viewer"
 SESSION: Any = _KEY("orderwatch.console.session", sessions.Session) if _KEY else "orderwatch.console.session"
@@ -56,8 +60,10 @@ def safe_back(value: Any) -> str:
 
 
 class Console:
-    def __init__(self, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock) -> None:
+    def __init__(self, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock,
+                 locate: orders.Locate | None = None) -> None:
         self.store, self.config, self.api, self.clock = store, config, api, clock
+        self.locate = locate  # where an order's state is (engine/pipeline.py `get`, or another worker)
         self.silences = Silences(store)
         self.templates = Environment(loader=PackageLoader("console", "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -175,7 +181,7 @@ class Console:
     async def mine(self, request: web.Request) -> web.StreamResponse:
         viewer: Viewer = request[VIEWER]
         doc = await asyncio.to_thread(pages.my_exceptions, self.store, self.config, viewer, request.query,
-                                      now_of(self.clock))
+                                      now_of(self.clock), self.language(request))
         if not wants_html(request):
             return self.json(doc)
         base = {k: v for k, v in request.query.items() if k in pages.FILTERS}
@@ -188,14 +194,44 @@ class Console:
     async def alert(self, request: web.Request) -> web.StreamResponse:
         viewer: Viewer = request[VIEWER]
         fp = request.match_info["fingerprint"]
-        doc = await asyncio.to_thread(pages.alert_page, self.store, self.config, viewer, fp, now_of(self.clock))
+        doc = await asyncio.to_thread(pages.alert_page, self.store, self.config, viewer, fp, now_of(self.clock),
+                                      self.language(request))
         if doc is None:
             if wants_html(request):
                 return self.render(request, "missing.html", status=404)
             return self.json({"error": f"no alert {fp} for {viewer.actor}"}, status=404)
         if not wants_html(request):
             return self.json(doc)
-        return self.render(request, "alert.html", a=doc["alert"], back=f"{PREFIX}/alerts/{quote(fp)}")
+        return self.render(request, "alert.html", a=doc["alert"], back=f"{PREFIX}/alerts/{quote(fp)}",
+                           ready=request.query.get("do"))
+
+    async def order(self, request: web.Request) -> web.StreamResponse:
+        """The order page; the order's state comes from the worker that holds its partition."""
+        viewer: Viewer = request[VIEWER]
+        entity, key = request.match_info["entity"], request.match_info["key"]
+        state, elsewhere = self.locate(f"{entity}:{key}") if self.locate else (None, None)
+        if state is None and elsewhere and not request.headers.get(FORWARDED):
+            return await self._forward(request, elsewhere)
+        doc = await asyncio.to_thread(orders.order_page, self.store, self.config, viewer, entity, key, state,
+                                      now_of(self.clock), self.language(request))
+        if doc is None:
+            if wants_html(request):
+                return self.render(request, "missing.html", status=404)
+            return self.json({"error": f"no order {entity} {key} for {viewer.actor}"}, status=404)
+        if not wants_html(request):
+            return self.json(doc)
+        return self.render(request, "order.html", o=doc, back=request.path)
+
+    async def _forward(self, request: web.Request, base: str) -> web.StreamResponse:
+        """Ask the worker that holds the order (same secret, same session cookie or token)."""
+        headers = {k: v for k, v in request.headers.items() if k in ("Cookie", "Authorization", "Accept")}
+        headers[FORWARDED] = "1"
+        async with aiohttp.ClientSession() as client, \
+                client.get(base.rstrip("/") + request.path_qs, headers=headers,
+                           timeout=aiohttp.ClientTimeout(total=10)) as answer:
+            body = await answer.read()
+            return web.Response(body=body, status=answer.status, content_type=answer.content_type,
+                                headers={"Cache-Control": "no-store", "X-Orderwatch-Served-By": base})
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -239,6 +275,13 @@ class Console:
                 raise ValueError("a comment needs some text")
             self.store.comment(fp, viewer.actor, comment, at)
             return 200, "commented"
+        if action == "reassign":
+            person = self.config.directory.person(form.get("to"))
+            if person is None:
+                raise ValueError(f"{form.get('to')!r} is not in the owners directory")
+            if not self.store.reassign(fp, person.id, viewer.actor, comment, at):
+                return 409, f"alert {fp} is {found.state}: only open alerts are reassigned"
+            return 200, "reassigned"
         if action == "snooze":
             seconds = _duration(form)
             order = [m.make("entity", "=", found.entity), m.make("key", "=", found.key)]
@@ -295,12 +338,14 @@ def peers(app: faust.App) -> list[str]:
 
 
 def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsApi, clock: Clock,
-           states: Callable[[], Iterable[Mapping[str, Any]]] | None = None) -> Console:
+           states: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+           locate: orders.Locate | None = None) -> Console:
     """Add the console's pages to the worker's web server; returns it (its `guard` protects /console).
-    `states` gives the order states the worker holds (the engine's), for the analysis page."""
+    `states` gives the order states the worker holds (the engine's), for the analysis page; `locate`
+    finds an order's state (here, or the address of the worker that holds it)."""
     from console import reports  # it builds on this module
 
-    console = Console(store, config, api, clock)
+    console = Console(store, config, api, clock, locate)
     router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     router.add_get(links.SIGNIN_PATH, console.signin, name="console.signin")
     router.add_post(f"{PREFIX}/signout", console.signout, name="console.signout")
@@ -308,6 +353,7 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     router.add_get(f"{PREFIX}/", console.mine, name="console.mine")
     router.add_get(PREFIX + "/alerts/{fingerprint}", console.alert, name="console.alert")
     router.add_post(PREFIX + "/alerts/{fingerprint}/{action}", console.act, name="console.act")
+    router.add_get(PREFIX + "/orders/{entity}/{key}", console.order, name="console.order")
     router.add_get(PREFIX + "/static/{name}", console.static, name="console.static")
     reports.attach(router, console, states, lambda: peers(app))  # /console/team, /console/analysis(.xlsx)
     return console

@@ -32,7 +32,7 @@ from engine.rules import load_rules
 from orderwatch import consume, gcpolicy, liveness, reach, shutdown
 from orderwatch.config import Settings
 from orderwatch.rebuild import WorkerRebuild
-from orderwatch.topics import bootstrap_of, ensure_topics
+from orderwatch.topics import bootstrap_of, ensure_topics, partition_for
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,22 @@ def build_worker(settings: Settings, clock: Clock = time.time) -> Worker:
     return worker
 
 
+def locate_order(worker: Worker, entity_key: str) -> tuple[Any, str | None]:
+    """An order's state if this worker holds it, else the web address of the worker that does
+    (the state tables are partitioned like the changes topic: Kafka's murmur2 of `entity:key`)."""
+    engine, app = worker.engine, worker.app
+    state = engine.get(entity_key)
+    if state is not None:
+        return state, None
+    table = engine._table_of(entity_key)
+    topic = table.changelog_topic.get_topic_name()
+    partition = partition_for(entity_key, worker.settings.partitions)
+    for host, topics in app.assignor.table_metadata(topic).items():
+        if partition in (topics.get(topic) or ()) and str(host).rstrip("/") != str(app.conf.canonical_url).rstrip("/"):
+            return None, str(host)
+    return None, None
+
+
 def _add_web(worker: Worker) -> None:
     """The worker's pages. Only /metrics and /healthz answer without a token; everything else (order
     states, alerts, status, Faust's own pages, anything added later) needs one (alerts/api.py), or,
@@ -118,7 +134,7 @@ def _add_web(worker: Worker) -> None:
     alerts_api = attach_alerts_api(app, worker.store, worker.settings, config=worker.sink.config,
                                    clock=worker.sink.clock)
     console = attach_console(app, worker.store, worker.sink.config, alerts_api, worker.sink.clock,
-                             states=engine.states)
+                             states=engine.states, locate=lambda entity_key: locate_order(worker, entity_key))
     require_tokens(app, alerts_api, open_paths=("/metrics", "/healthz"),
                    guarded_by={CONSOLE_PREFIX: console.guard})  # a session or a token
 

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alerts.console import item_of_stored, readable
 from connectors.base import BookmarkStore
 from connectors.publisher import Publisher
 from connectors.runner import ConnectorRunner
@@ -180,6 +181,42 @@ def apply_story(path: Path) -> None:
         )
 
 
+# The branch office's sheet: (order, supplier, owner, status, due in days from today, date format, qty, price).
+_BRANCH_ROWS = [
+    ("SZ-PO-0101", "宁波紧固件有限公司", "wang.fang", "open", -9, "slash", "1200", "0.85"),
+    ("SZ-PO-0102", "广州包装材料厂", "wang.fang", "received", -3, "chinese", "300", "2.40"),
+    ("SZ-PO-0103", "东莞塑胶制品", "chen.jie", "open", 30, "serial", "80", "15.00"),
+    ("SZ-PO-0104", "佛山铝业", "chen.jie", "open", 200, "dots", "50", "120.00"),
+]
+
+
+def _sheet_date(day: date, style: str) -> str:
+    """A date the way branch sheets write them: 2025/3/5, 2025年4月1日, an Excel serial number, 2025.6.30."""
+    if style == "slash":
+        return f"{day.year}/{day.month}/{day.day}"
+    if style == "chinese":
+        return f"{day.year}年{day.month}月{day.day}日"
+    if style == "serial":
+        return str((day - date(1899, 12, 30)).days)
+    return f"{day.year}.{day.month}.{day.day}"
+
+
+def demo_sources(datadir: Path, today: date | None = None) -> Path:
+    """The demo's connectors file in `datadir`, with the branch office's sheet beside it (GBK CSV,
+    Chinese headers), its dates relative to today like the ERP's; one row's date (下周三, "next
+    Wednesday") cannot be read and is dead-lettered. Returns the connectors file."""
+    today = today or date.today()
+    rows = ["订单号,供应商,负责人,状态,交货日期,数量,单价"]
+    for key, supplier, owner, status, offset, style, qty, price in _BRANCH_ROWS:
+        rows.append(",".join((key, supplier, owner, status, _sheet_date(today + timedelta(days=offset), style),
+                              qty, price)))
+    rows.append("SZ-PO-0105,杭州电机,wang.fang,open,下周三,10,880.00")
+    (datadir / "branch_orders.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode("gbk"))
+    config = datadir / "connectors.yaml"
+    shutil.copyfile(DEMO_DIR / "connectors.yaml", config)
+    return config
+
+
 def _load_connectors(config_path: Path, bookmarks: BookmarkStore) -> list[Any]:
     from connectors.config import build_connector, load_config
 
@@ -191,7 +228,7 @@ async def _drive(worker: Worker, exit_when_idle: bool, datadir: Path) -> None:
     bookmarks = BookmarkStore(datadir / "bookmarks")
     publisher = Publisher(bootstrap_of(settings.broker), settings.changes_topic, settings.deadletter_topic)
     await publisher.start()
-    runner = ConnectorRunner(_load_connectors(DEMO_DIR / "connectors.yaml", bookmarks), publisher,
+    runner = ConnectorRunner(_load_connectors(demo_sources(datadir), bookmarks), publisher,
                              bookmarks, interval=1.0)
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop))
@@ -228,6 +265,7 @@ async def _drive(worker: Worker, exit_when_idle: bool, datadir: Path) -> None:
 def print_summary(worker: Worker, dead_letters: int) -> None:
     alerts = worker.store.list()
     firing = [a for a in alerts if a.state == "firing"]
+    config, now = worker.sink.config, time.time()
     by_rule = Counter(a.rule for a in firing)
     print("\n=== orderwatch demo summary ===")
     print(f"change records processed: {worker.engine.stats.records}")
@@ -238,8 +276,14 @@ def print_summary(worker: Worker, dead_letters: int) -> None:
     families = Counter(a.labels.get("family", "-") for a in firing)
     print("by family:                " + ", ".join(f"{f} {n}" for f, n in sorted(families.items())))
     for a in sorted(firing, key=lambda a: (a.labels.get("family", ""), a.rule, a.key)):
-        print(f"  - [{a.labels.get('family', '-')}] {a.key} owner={a.owner or '-'}: {a.summary}")
-    print(f"alert store:              {worker.settings.store_url}", flush=True)
+        owner, text = readable(item_of_stored(a), config.directory, config.timezone, now)
+        print(f"  - [{a.labels.get('family', '-')}] {a.key} owner={owner}: {text}")
+    print(f"alert store:              {worker.settings.store_url}")
+    folder = _shown(Path(worker.settings.datadir))
+    print(f"see them:                 orderwatch alerts list --datadir {folder}")
+    first = min(firing, key=lambda a: a.starts_at, default=None)
+    if first is not None:
+        print(f"one alert's history:      orderwatch alerts show {first.fingerprint} --datadir {folder}", flush=True)
 
 
 # The demo data's owners, for the console: who sees what, in which language.
@@ -258,12 +302,21 @@ owners:
 """
 
 
-def _console_file(data: Path, base: str) -> Path:
-    """The demo's alerts file: its owners and a console secret for this run (nobody is notified)."""
+def _console_file(data: Path, base: str, token: str) -> Path:
+    """The demo's alerts file: its owners, a console secret and an API token for this run (nobody is
+    notified). `orderwatch alerts list --datadir <the demo's folder>` reads it for people's names."""
     path = data / "alerts.yaml"
-    path.write_text(f"external_url: {base}\nconsole: {{secret: {secrets.token_hex(32)}}}\n{_DEMO_OWNERS}",
-                    encoding="utf-8")
+    path.write_text(f"external_url: {base}\nconsole: {{secret: {secrets.token_hex(32)}}}\n"
+                    f"api:\n  tokens: [{{name: demo, token: {token}}}]\n{_DEMO_OWNERS}", encoding="utf-8")
     return path
+
+
+def _shown(path: Path) -> str:
+    """A path as the person typed it: relative when under the current folder."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def run_demo(exit_when_idle: bool, web_port: int | None, datadir: str) -> int:
@@ -279,9 +332,11 @@ def run_demo(exit_when_idle: bool, web_port: int | None, datadir: str) -> int:
             web_port=web_port if web_port else free_port(), tick_seconds=1.0,
         )
         base = f"http://{settings.web_host}:{settings.web_port}"
-        settings = replace(settings, alerts=str(_console_file(data, base)))
+        token = secrets.token_urlsafe(24)
+        settings = replace(settings, alerts=str(_console_file(data, base, token)))
         worker = build_worker(settings)
         print(f"orderwatch demo: embedded broker {broker.bootstrap}, metrics {base}/metrics", flush=True)
+        print(f"API: curl -H 'Authorization: Bearer {token}' {base}/api/alerts", flush=True)
         print(f"console (signed in as wang.fang, purchasing manager): "
               f"{link_for(worker.sink.config, 'wang.fang', '/console/', time.time())}", flush=True)
         print("alerts as they fire:", flush=True)
@@ -295,7 +350,7 @@ def demo_records(datadir: Path) -> list[ChangeRecord]:
     erp = datadir / "erp.sqlite"
     build_erp(erp)
     os.environ["ORDERWATCH_DEMO_ERP"] = str(erp)
-    connectors = _load_connectors(DEMO_DIR / "connectors.yaml", BookmarkStore(datadir / "bookmarks"))
+    connectors = _load_connectors(demo_sources(datadir), BookmarkStore(datadir / "bookmarks"))
     records: list[ChangeRecord] = []
 
     def drain() -> None:

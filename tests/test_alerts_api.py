@@ -29,12 +29,12 @@ READ_TOKEN = "read-only-token-for-tests"
 
 
 class Server:
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, port: int | None = None) -> None:
         import asyncio
 
         from aiohttp import web
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(app.web.web_app)
 

@@ -333,7 +333,8 @@ def test_no_console_page_without_a_session_or_a_token(site: Site) -> None:
     routes = sorted({(r.method, r.resource.canonical) for r in router.routes()
                      if r.resource is not None and r.resource.canonical.startswith(PREFIX)})
     assert ("POST", "/console/alerts/{fingerprint}/{action}") in routes and len(routes) >= 7
-    samples = {"fingerprint": PO1.fingerprint, "action": "ack", "name": "console.css"}
+    samples = {"fingerprint": PO1.fingerprint, "action": "ack", "name": "console.css",
+               "entity": "purchase_order", "key": "PO-1"}
     paths = [(method, re.sub(r"\{(\w+)\}", lambda m: samples[m.group(1)], pattern)) for method, pattern in routes]
     paths += [("GET", "/console/no/such/page"), ("GET", f"/console/alerts/{PO1.fingerprint}?format=json")]
     for method, path in paths:

@@ -52,12 +52,14 @@ def test_demo_prints_overdue_alerts_serves_metrics_and_exits_when_idle(tmp_path:
     finally:
         stop_process(proc)
     assert proc.returncode == 0, output
-    assert "[FIRING  ] warning  po-delivery-overdue  purchase_order PO-2025-0042  owner=li.wei" in output
-    assert "is 12 days late" in output
+    # Each line in its owner's language (li.wei reads Chinese), dates as people write them.
+    assert "[FIRING  ] warning  po-delivery-overdue  purchase_order PO-2025-0042  owner=li.wei (李伟)" in output
+    assert "已逾期 12 天" in output and "T00:00:00" not in output
     # The branch sheet (GBK, Chinese headers) is read too, and its row with the date 下周三 is dead-lettered.
-    assert "SZ-PO-0101  owner=wang.fang" in output
+    # Its dates are relative to today, like the ERP's: SZ-PO-0101 is 9 days late, not hundreds.
+    assert "SZ-PO-0101  owner=wang.fang (王芳)  采购单 SZ-PO-0101(宁波紧固件有限公司)已逾期 9 天" in output
     assert "dead-lettered payloads:   1" in output
-    assert "open alerts:              20" in output
+    assert "open alerts:              19" in output
     # A newcomer's way into the console: a personal sign-in link, valid with this run's secret.
     found = re.search(rf"console \(signed in as wang\.fang, purchasing manager\): "
                       rf"(http://127\.0\.0\.1:{port}/console/signin\?t=\S+)", output)
@@ -65,6 +67,15 @@ def test_demo_prints_overdue_alerts_serves_metrics_and_exits_when_idle(tmp_path:
     secret = load_alerts_config(tmp_path / "demo" / "alerts.yaml").console.secret
     link = links.verify(urllib.parse.unquote(found.group(1).split("t=", 1)[1]), secret=secret, now=time.time())
     assert (link.person, link.target) == ("wang.fang", "/console/")
+    # The demo's API token, printed, is the one its API takes; its last lines say how to see the alerts.
+    token = re.search(r"API: curl -H 'Authorization: Bearer (\S+)' http://127\.0\.0\.1:\d+/api/alerts", output)
+    assert token and [t.token for t in load_alerts_config(tmp_path / "demo" / "alerts.yaml").tokens] == \
+        [token.group(1)]
+    command = re.search(r"see them: +(orderwatch alerts list --datadir \S+)", output)
+    assert command, output
+    listed = subprocess.run(ORDERWATCH + command.group(1).split()[1:], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert listed.returncode == 0 and "19 alert(s)" in listed.stdout and "李伟" in listed.stdout, listed.stderr
     records = [s.get("orderwatch_records_in_total", 0.0) for s in samples]
     assert records and records[-1] == 27.0, records
     assert records[0] < records[-1], "the counters moved while the demo ran"

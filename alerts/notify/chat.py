@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.message import Notification
 from alerts.notify import SendContext
+from alerts.template import LinkStyle, markdown_link, plain_link
 
 
 def mention_id(n: Notification, kind: str) -> str | None:
@@ -13,17 +14,18 @@ def mention_id(n: Notification, kind: str) -> str | None:
     return (n.recipient.get("chat") or {}).get(kind) or None
 
 
-def blocks(n: Notification, ctx: SendContext) -> list[str]:
-    """One text block per alert (firing first), then the footer."""
+def blocks(n: Notification, ctx: SendContext, style: LinkStyle = plain_link, footer: bool = True) -> list[str]:
+    """One text block per alert (firing first), then the footer (its console links in `style`)."""
     out = [ctx.renderer.alert(n, a) for a in n.firing + n.resolved]
-    footer = ctx.renderer.footer(n)
-    return out + ([footer] if footer else [])
+    text = ctx.renderer.footer(n, style) if footer else ""
+    return out + ([text] if text else [])
 
 
 def markdown(n: Notification, ctx: SendContext, bold: str = "**", newline: str = "\n") -> str:
-    """Markdown text: the subject in bold, then each block; first lines of blocks in bold too."""
+    """Markdown text: the subject in bold, then each block; first lines of blocks in bold too;
+    the console links as `[label](url)`."""
     parts = [f"{bold}{ctx.renderer.subject(n)}{bold}"]
-    for block in blocks(n, ctx):
+    for block in blocks(n, ctx, markdown_link):
         first, _, rest = block.partition("\n")
         parts.append(f"{bold}{first}{bold}" + (newline + rest.replace("\n", newline) if rest else ""))
     return (newline + newline).join(parts)

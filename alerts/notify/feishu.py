@@ -36,10 +36,15 @@ def payload(n: Notification, ctx: SendContext, secret: str | None = None, timest
     who = mention_id(n, "feishu")
     if who:
         lines.append([{"tag": "at", "user_id": who}])
-    for block in blocks(n, ctx):
+    for block in blocks(n, ctx, footer=not ctx.renderer.links(n)):
         for line in block.split("\n"):
             lines.append([{"tag": "text", "text": line}])
         lines.append([{"tag": "text", "text": ""}])
+    found = ctx.renderer.links(n)
+    if found:  # the console links as Feishu's link elements
+        intro = ctx.renderer.footer(n).partition("\n")[0]
+        lines.append([{"tag": "text", "text": intro}])
+        lines += [[{"tag": "a", "text": label, "href": url}] for label, url in found]
     lang = "zh_cn" if n.language == "zh" else "en_us"
     body: dict[str, Any] = {"msg_type": "post",
                             "content": {"post": {lang: {"title": ctx.renderer.subject(n), "content": lines}}}}

@@ -30,10 +30,15 @@ def payload(n: Notification, ctx: SendContext) -> dict[str, Any]:
     who = mention_id(n, "slack")
     mention = f"<@{who}> " if who else ""
     out: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": subject[:150]}}]
-    body = blocks(n, ctx)
+    body = [escape(b) for b in blocks(n, ctx, footer=False)]
+    # The console links as Slack writes links: <url|label> (label escaped, the link kept whole).
+    footer = ctx.renderer.footer(n, lambda label, url: f"<{url}|{escape(label)}>")
+    if footer:
+        intro, _, links = footer.partition("\n")
+        body.append(escape(intro) + (f"\n{links}" if links else ""))
     # Slack allows 50 blocks and 3000 characters per section text.
     for i, block in enumerate(body[:48]):
-        first, _, rest = escape(block).partition("\n")
+        first, _, rest = block.partition("\n")
         text = f"*{first}*" + (f"\n{rest}" if rest else "")
         out.append({"type": "section", "text": {"type": "mrkdwn", "text": (mention if i == 0 else "") + text[:2900]}})
     return {"text": f"{mention}{escape(subject)}", "blocks": out}

@@ -16,6 +16,7 @@ from alerts.message import Notification
 from alerts.notify import Receiver, SendContext, http_url
 from alerts.notify.chat import blocks, mention_id
 from alerts.notify.http import post_json
+from alerts.template import markdown_link
 from alerts.yamlcheck import Problems
 from orderwatch.yamlsrc import Map
 
@@ -38,8 +39,11 @@ def card(n: Notification, ctx: SendContext) -> dict[str, Any]:
         body.append({"type": "TextBlock", "text": tag, "wrap": True})
         content["msteams"] = {"entities": [{"type": "mention", "text": tag,
                                             "mentioned": {"id": who, "name": n.recipient["name"]}}]}
-    for block in blocks(n, ctx):
+    for block in blocks(n, ctx, markdown_link):
         body.append({"type": "TextBlock", "text": block.replace("\n", "\n\n"), "wrap": True, "separator": True})
+    found = ctx.renderer.links(n)
+    if found:  # and as the card's buttons (Teams shows up to six)
+        content["actions"] = [{"type": "Action.OpenUrl", "title": label[:80], "url": url} for label, url in found[:6]]
     return content
 
 

@@ -46,6 +46,7 @@ def payload(n: Notification, ctx: SendContext) -> dict[str, Any]:
         "orderwatch": {
             "notificationId": n.id, "recipient": n.recipient, "language": n.language,
             "escalationLevel": n.level, "subject": ctx.renderer.subject(n), "text": ctx.renderer.body(n),
+            "links": [{"label": label, "url": url} for label, url in ctx.renderer.links(n)],
         },
     }
 
