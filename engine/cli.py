@@ -61,8 +61,28 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     if evaluator is None:
         return 1
     evaluator.close()
-    print(f"{count} rule(s) OK")
+    languages = [lang.strip() for lang in (args.languages or "").split(",") if lang.strip()]
+    missing = untranslated(evaluator.rules, languages)
+    for line in missing:
+        print(line)
+    if missing:
+        return 1
+    print(f"{count} rule(s) OK" + (f", each titled and summarised in {', '.join(languages)}" if languages else ""))
     return 0
+
+
+def untranslated(rules: list[Any], languages: list[str]) -> list[str]:
+    """'file:line:col: …' for each rule whose title or summary has no text in one of `languages`
+    (a single text, not written by language, has none)."""
+    out: list[str] = []
+    for rule in rules:
+        for key in ("title", "summary"):
+            texts = rule.texts.get(key, {})
+            lacking = [lang for lang in languages if not texts.get(lang)]
+            if lacking:
+                given = f"it has {', '.join(sorted(texts))}" if texts else "it is one text, not {zh: …, en: …}"
+                out.append(f"{rule.pos}: rule {rule.id!r}: {key} has no {' or '.join(lacking)} text ({given})")
+    return out
 
 
 def _test_files(paths: list[str]) -> list[Path]:
@@ -162,6 +182,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "Prints one 'file:line:col: message' per problem and exits 1 if there is any.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or folder")
     p.add_argument("--fields", metavar="FILE", help=FIELDS_HELP)
+    p.add_argument("--languages", metavar="LANGS",
+                   help="also require every rule's title and summary in each of these languages, e.g. zh,en")
     p.set_defaults(func=cmd_rules_check)
     p = verbs.add_parser(
         "test", help="run YAML rule unit tests (*.test.yaml); exit 1 on a failure",

@@ -32,6 +32,22 @@ def test_rules_check_accepts_the_shipped_packs() -> None:
     assert res.stdout.strip() == "20 rule(s) OK"
 
 
+
+def test_rules_check_verifies_every_shipped_rule_speaks_zh_and_en(tmp_path: Path) -> None:
+    res = run("rules", "check", "--languages", "zh,en", "rules")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip() == "20 rule(s) OK, each titled and summarised in zh, en"
+    rule = tmp_path / "half.yaml"
+    rule.write_text("- id: half\n  entity: invoice\n  when: {status: open}\n  title: {zh: 发票未付}\n"
+                    "  summary: 'Invoice {key} is open'\n", encoding="utf-8")
+    res = run("rules", "check", "--languages", "zh,en", str(rule))
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == [
+        f"{rule}:1:3: rule 'half': title has no en text (it has zh)",
+        f"{rule}:1:3: rule 'half': summary has no zh or en text (it is one text, not {{zh: …, en: …}})",
+    ]
+
+
 BROKEN = {
     "syntax.yaml": "- id: x\n  entity: purchase_order\n  when: {status: [open\n",
     "operator.yaml": "- id: op\n  entity: purchase_order\n  when:\n    qty: {greater: 3}\n",
