@@ -38,7 +38,7 @@ class Settings:
     batch_wait: float = 0.005  # seconds to wait for a batch to fill
     history_limit: int = 20
     session_timeout: float = 10.0
-    resume_deadline: float = 120.0  # seconds holding partitions with the input suspended before starting afresh
+    stall_deadline: float = 120.0  # seconds a worker may hold partitions whose input waits unread
     console: bool = True
     log_level: str = "warn"
     extra: dict[str, Any] = field(default_factory=dict)

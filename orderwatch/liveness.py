@@ -1,20 +1,25 @@
-"""A worker that Faust left holding partitions without reading them starts itself afresh.
+"""A worker that holds partitions without reading them starts itself afresh.
 
-After a rebalance Faust suspends the flow of input, recovers its tables, seeks
-each partition to its committed offset and only then resumes the flow. Seen in
-fault trials: that seek never returned (`Recovery: Seek stream partitions to
-committed offsets.` was the worker's last line for minutes), so the worker kept
-its partitions, answered its API and sent its notifications, yet read nothing:
-every message after the committed offset of those partitions waited, their
-alerts never fired, and nothing said so. The broker sees a live member, so no
-other worker takes the partitions over.
+Two ways were seen in fault trials, each leaving a worker that answered its
+API and sent its notifications while the broker saw a live member, so no other
+worker took its partitions over, and every message after the committed offset
+of a partition waited for ever, its alerts never fired, nothing said so:
 
-So a worker checks, every few seconds, whether it holds partitions while the
-rebalance has not ended outside table recovery for longer than the
-`resume_deadline` setting (120 s: twice Faust's rebalance timeout). Then it
+- after a rebalance, Faust's seek to the committed offsets never returned
+  (`Recovery: Seek stream partitions to committed offsets.` was the worker's
+  last line for minutes): the rebalance never ended;
+- the rebalance ended (`Worker ready`), yet one partition was never fetched
+  again: its committed offset stayed behind the end of the partition.
+
+So a worker checks, every few seconds, outside table recovery, whether a
+rebalance has stayed unfinished, or the engine's input (the changes and derived
+topics) has had messages waiting on a partition it holds without its committed
+offset moving, for longer than the `stall_deadline` setting (120 s: twice
+Faust's rebalance timeout; a worker that reads commits every second). Then it
 says so and starts itself afresh (exec): the new process joins the group and
 reads from the committed offsets, which never pass unhandled input
-(orderwatch/consume.py).
+(orderwatch/consume.py). The alert sink's topic is left out: it waits on
+purpose while the alert store is down.
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
 from orderwatch import metrics
+from orderwatch.topics import bootstrap_of
 
 if TYPE_CHECKING:
     from orderwatch.app import Worker
@@ -35,8 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 5.0
-# Makes the first resume after a rebalance hang, as Faust's did in fault trials (tests only).
-STALL_ENV = "ORDERWATCH_TEST_STALL_RESUME"
+# Tests only: make the first resume after a rebalance hang ("resume"), or stop fetching the
+# engine's input once the first rebalance ended ("fetch"), as Faust did in fault trials.
+STALL_ENV = "ORDERWATCH_TEST_STALL"
 
 
 def restart(worker: Worker, why: str) -> None:
@@ -47,56 +57,128 @@ def restart(worker: Worker, why: str) -> None:
 
 
 class Liveness:
-    """Watches one worker's Faust app; calls `stuck` once a rebalance stayed unfinished too long."""
+    """Watches one worker's Faust app; calls `stuck(reason)` once its input stalled too long."""
 
-    def __init__(self, app: Any, stuck: Callable[[float], None], limit: float,
+    def __init__(self, app: Any, topics: set[str], stuck: Callable[[str], None], limit: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.app, self.stuck, self.limit, self.clock = app, stuck, limit, clock
-        self._since: float | None = None
-
-    def suspended(self) -> bool:
-        """Holding partitions, in a rebalance Faust has not ended, not recovering tables. (Faust's
-        flow flags do not tell: recovery resumes them to read changelogs before the last seek.)"""
-        app = self.app
-        if not getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
-            return False
-        return bool(app.consumer.assignment())  # the consumer exists once a rebalance started
+        self.app, self.topics, self.stuck, self.limit, self.clock = app, topics, stuck, limit, clock
+        self._rebalancing_since: float | None = None
+        self._waiting: dict[TopicPartition, tuple[int, float]] = {}  # committed offset, since when
+        self._probe: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+        self.settled: Callable[[], None] | None = None  # called once, at the first check after a rebalance
 
     async def run(self) -> None:
         """Check every CHECK_SECONDS until cancelled. A task of its own on the worker's loop: Faust
         starts its timers (and web server) only once the first table recovery completed."""
-        while True:
-            await asyncio.sleep(CHECK_SECONDS)
-            await self.check()
+        try:
+            while True:
+                await asyncio.sleep(CHECK_SECONDS)
+                await self.check()
+        finally:
+            await self._close_probe()
 
     async def check(self) -> None:
-        now = self.clock()
-        if not self.suspended():
-            self._since = None
+        app, now = self.app, self.clock()
+        if getattr(app, "in_recovery", False):  # reading changelogs can take long: that is progress
+            self._rebalancing_since, self._waiting = None, {}
             return
-        if self._since is None:
-            self._since = now
-        elif now - self._since > self.limit:
-            metrics.WORKER_RESTARTS.labels("input suspended").inc()
-            log.error("the input has stayed suspended for %.0f s after a rebalance", now - self._since)
-            self.stuck(now - self._since)
+        if getattr(app, "rebalancing", False):
+            self._waiting = {}
+            if not app.consumer.assignment():  # the consumer exists once a rebalance started
+                self._rebalancing_since = None
+            elif self._rebalancing_since is None:
+                self._rebalancing_since = now
+            elif now - self._rebalancing_since > self.limit:
+                self._stalled("rebalance unfinished", f"Faust has not resumed reading its partitions for "
+                              f"{now - self._rebalancing_since:.0f} s after a rebalance")
+            return
+        self._rebalancing_since = None
+        if self.settled is not None:
+            settled, self.settled = self.settled, None
+            settled()
+        held = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in self.topics]
+        waiting = await self._unread(held)
+        if waiting is None:
+            return  # the broker cannot say now: nothing is concluded
+        seen, self._waiting = self._waiting, {}
+        for tp, offset in waiting.items():  # since when each partition's committed offset stands still
+            before = seen.get(tp)
+            self._waiting[tp] = before if before is not None and before[0] == offset else (offset, now)
+        stalled = sorted(f"{tp.topic}/{tp.partition}" for tp, (_, since) in self._waiting.items()
+                         if now - since > self.limit)
+        if stalled:
+            self._stalled("input not read", f"messages have waited on {', '.join(stalled)} for over "
+                          f"{self.limit:.0f} s without being read")
+
+    def _stalled(self, reason: str, what: str) -> None:
+        metrics.WORKER_RESTARTS.labels(reason).inc()
+        log.error("%s", what)
+        self.stuck(f"{what}; the worker starts afresh (nothing is lost: reading resumes at the committed offsets)")
+
+    async def _unread(self, tps: list[TopicPartition]) -> dict[TopicPartition, int] | None:
+        """The committed offset of each of these partitions that has messages after it; None when
+        the broker cannot be asked."""
+        if not tps:
+            return {}
+        try:
+            if self._probe is None:
+                bootstrap = ",".join(bootstrap_of(str(url)) for url in self.app.conf.broker)
+                admin, ends = AIOKafkaAdminClient(bootstrap_servers=bootstrap), AIOKafkaConsumer(
+                    bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+                await admin.start()
+                await ends.start()
+                self._probe = (admin, ends)
+            admin, ends = self._probe
+            committed = await asyncio.wait_for(admin.list_consumer_group_offsets(self.app.conf.id, partitions=tps),
+                                               CHECK_SECONDS)
+            end = await asyncio.wait_for(ends.end_offsets(tps), CHECK_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run concludes nothing
+            log.info("liveness: offsets not read (%r)", exc)
+            await self._close_probe()
+            return None
+        out: dict[TopicPartition, int] = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            at = meta.offset if meta is not None and meta.offset >= 0 else 0
+            if end.get(tp, 0) > at:
+                out[tp] = at
+        return out
+
+    async def _close_probe(self) -> None:
+        if self._probe is not None:
+            admin, ends = self._probe
+            self._probe = None
+            for close in (admin.close, ends.stop):
+                try:
+                    await close()
+                except Exception:  # noqa: BLE001, S110 - closing what may already be broken
+                    pass
 
 
 def watch(worker: Worker) -> Liveness:
     """The check for a worker's app; run_worker runs it (`Liveness.run`) beside Faust."""
-    app = worker.app
-    liveness = Liveness(app, lambda waited: restart(
-        worker, f"the worker holds partitions but Faust has not resumed reading them for {waited:.0f} s after "
-                f"a rebalance; it starts afresh (nothing is lost: reading resumes at the committed offsets)"),
-        worker.settings.resume_deadline)
-    if os.environ.pop(STALL_ENV, None):  # popped: the process that starts afresh runs normally
+    app, settings = worker.app, worker.settings
+    liveness = Liveness(app, {settings.changes_topic, settings.derived_topic},
+                        lambda why: restart(worker, why), settings.stall_deadline)
+    stall = os.environ.pop(STALL_ENV, None)  # popped: the process that starts afresh runs normally
+    if stall == "resume":
 
         @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
-        async def _stall(app: Any, *_: Any, **__: Any) -> None:
+        async def _hang_resume(app: Any, *_: Any, **__: Any) -> None:
             async def hang() -> None:
                 print(f"{STALL_ENV}: the resume after this rebalance hangs on purpose", file=sys.stderr, flush=True)
                 await asyncio.Event().wait()
 
             app.consumer.perform_seek = hang
+
+    elif stall == "fetch":
+
+        def stop_fetching() -> None:
+            paused = {tp for tp in app.consumer.assignment() if tp.topic == settings.changes_topic}
+            app.consumer.pause_partitions(paused)
+            print(f"{STALL_ENV}: {len(paused)} partition(s) of the changes topic are not fetched on purpose",
+                  file=sys.stderr, flush=True)
+
+        liveness.settled = stop_fetching
 
     return liveness
