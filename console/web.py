@@ -1,6 +1,8 @@
 """The console's HTTP side: its pages under /console on the worker's web server, and their guard.
 
     GET  /console/signin?t=<signed link>   start a session for the person the link names
+    GET  /console/signin                   the sign-in page (with a password form when someone has a password)
+    POST /console/signin                   password sign-in: person, password, csrf (the form's own token)
     GET  /console/                         my exceptions (filters: family, severity, state, supplier, customer)
     GET  /console/alerts/{fingerprint}     one alert with its history and the actions (`?do=ack`: the
                                            acknowledgement ready, as notifications link to it)
@@ -18,7 +20,9 @@ with a session changes something only with the page's CSRF token; a request with
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib import resources
@@ -37,13 +41,14 @@ from alerts.config import AlertsConfig
 from alerts.silence import SilenceError, Silences
 from alerts.store import AlertStore
 from alerts.yamlcheck import parse_duration
-from console import i18n, links, orders, pages, share
+from console import i18n, links, orders, pages, passwords, share
 from console import session as sessions
 from console.pages import Viewer
 
 PREFIX = "/console"
 STATIC = ("console.css", "console.js")
 ACTIONS = ("ack", "resolve", "comment", "snooze", "reassign")
+SIGNIN_COOKIE = "orderwatch_signin"  # the password form's token (the form is shown before any session)
 FORWARDED = "X-Orderwatch-Forwarded"  # a request one worker passed to another (never passed on again)
 _KEY = getattr(web, "RequestKey", None)  # typed request keys (newer aiohttp); plain names before
 VIEWER: Any = _KEY("orderwatch.console.viewer", Viewer) if _KEY else "orderwatch.console.viewer"
@@ -65,6 +70,7 @@ class Console:
         self.store, self.config, self.api, self.clock = store, config, api, clock
         self.locate = locate  # where an order's state is (engine/pipeline.py `get`, or another worker)
         self.silences = Silences(store)
+        self.backoff = passwords.Backoff()  # failed password tries, per person and per address
         self.templates = Environment(loader=PackageLoader("console", "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
@@ -94,6 +100,8 @@ class Console:
             except Forbidden as exc:
                 return web.json_response({"error": str(exc)}, status=403)
             request[VIEWER] = Viewer(actor)
+            return await handler(request)
+        if request.path == links.SIGNIN_PATH and request.method == "POST":  # the form has its own CSRF token
             return await handler(request)
         found = sessions.read(request.cookies.get(sessions.COOKIE), self.secret, self.now())
         person = self.config.directory.person(found.person) if found else None
@@ -152,7 +160,7 @@ class Console:
         if not value:
             if request.get(VIEWER) is not None:  # already signed in (or a token): go on
                 raise web.HTTPFound(safe_back(request.query.get("next")))
-            return self.render(request, "signin.html", status=401, reason=None)
+            return self.signin_page(request, 401, next_page=request.query.get("next"))
         try:
             link = links.verify(value, secret=self.secret, now=self.now())
         except ValueError as exc:  # BadLink, or no secret configured
@@ -161,14 +169,70 @@ class Console:
         if person is None or person.id != link.person:
             return self.render(request, "signin.html", status=401,
                                reason=f"{link.person} is not in the owners directory")
-        started = sessions.start(person.id, self.now(), self.config.console.session_ttl)
-        response = web.Response(status=302, headers={"Location": link.target})
+        response = self.start_session(request, person.id, link.target, 302)
+        response.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential until it expires
+        return response
+
+    def start_session(self, request: web.Request, person: str, target: str, status: int) -> web.Response:
+        started = sessions.start(person, self.now(), self.config.console.session_ttl)
+        response = web.Response(status=status, headers={"Location": target})
         response.set_cookie(sessions.COOKIE, sessions.cookie_value(started, self.secret),
                             max_age=int(self.config.console.session_ttl), httponly=True, samesite="Lax",
                             secure=self._secure(request), path=PREFIX)
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential until it expires
         return response
+
+    # --- password sign-in (desktop): only people with a password_hash in the owners directory -----
+
+    def passwords_on(self) -> bool:
+        return bool(self.secret) and any(p.password_hash for p in self.config.directory.people.values())
+
+    def signin_page(self, request: web.Request, status: int, *, error: str | None = None,
+                    next_page: str | None = None, person: str = "") -> web.Response:
+        """The sign-in page; with the password form, a fresh form token in a short-lived cookie."""
+        nonce = secrets.token_urlsafe(18) if self.passwords_on() else None
+        response = self.render(request, "signin.html", status=status, reason=None, error=error,
+                               signin_csrf=links.sign(self.secret, "signin-form", nonce.encode()) if nonce else None, next_page=safe_back(next_page), person_given=person)
+        if nonce is not None:
+            response.set_cookie(SIGNIN_COOKIE, links.seal({"n": nonce, "e": int(self.now() + 3600)}, self.secret,
+                                                          "signin-form"),
+                                max_age=3600, httponly=True, samesite="Strict", secure=self._secure(request),
+                                path=links.SIGNIN_PATH)
+        return response
+
+    def _form_token_ok(self, request: web.Request, sent: str | None) -> bool:
+        doc = links.unseal(request.cookies.get(SIGNIN_COOKIE), self.secret, "signin-form")
+        if doc is None or not isinstance(doc.get("e"), int) or doc["e"] <= self.now():
+            return False
+        expected = links.sign(self.secret, "signin-form", str(doc.get("n")).encode())
+        return bool(sent) and hmac.compare_digest(expected, str(sent))
+
+    async def signin_password(self, request: web.Request) -> web.StreamResponse:
+        """Check a person's password; the same answer for an unknown person, one without a password
+        and a wrong password. A few failures make the next tries wait (per person and per address)."""
+        form = await _form(request)
+        t = i18n.texts(self.language(request))
+        name, given = form.get("person", "").strip(), form.get("password", "")
+        back = form.get("next")
+        if request.get(VIEWER) is not None:  # a machine with its token: nothing to sign in, as the GET
+            raise web.HTTPSeeOther(safe_back(back))
+        if not self.passwords_on() or not self._form_token_ok(request, form.get("csrf")):
+            # 401 as the sign-in page itself: without a session nothing under /console answers otherwise
+            return self.signin_page(request, 401, error=t("signin_stale"), next_page=back, person=name)
+        keys = (f"person:{name.casefold()}", f"address:{request.remote}")
+        wait = self.backoff.wait(keys, self.now())
+        if wait > 0:
+            response = self.signin_page(request, 429, error=t("signin_wait").format(seconds=int(wait + 0.999)),
+                                        next_page=back, person=name)
+            response.headers["Retry-After"] = str(int(wait + 0.999))
+            return response
+        person = self.config.directory.person(name)
+        stored = person.password_hash if person is not None else None
+        if not await asyncio.to_thread(passwords.check, stored, given) or person is None:
+            self.backoff.failed(keys, self.now())
+            return self.signin_page(request, 401, error=t("signin_wrong"), next_page=back, person=name)
+        self.backoff.succeeded(keys[:1])
+        return self.start_session(request, person.id, safe_back(back), 303)
 
     async def signout(self, request: web.Request) -> web.StreamResponse:
         response = web.Response(status=303, headers={"Location": links.SIGNIN_PATH})
@@ -348,6 +412,7 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     console = Console(store, config, api, clock, locate)
     router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     router.add_get(links.SIGNIN_PATH, console.signin, name="console.signin")
+    router.add_post(links.SIGNIN_PATH, console.signin_password, name="console.signin_password")
     router.add_post(f"{PREFIX}/signout", console.signout, name="console.signout")
     router.add_get(PREFIX, console.home, name="console.home")
     router.add_get(f"{PREFIX}/", console.mine, name="console.mine")
