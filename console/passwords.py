@@ -1,7 +1,7 @@
 """Password sign-in for desktop use: argon2id hashes in the owners directory, and a small backoff.
 
 A person may carry `password_hash` (made by `orderwatch alerts hash-password`) in the owners
-directory; only such a person can sign in with a password. The sign-in form answers the same for
+directory; only such a person can sign in with a password (the form: signin_form.py). It answers the same for
 an unknown person, a person without a hash and a wrong password, and spends the same work on each
 (a hash is always verified). Failed tries are counted per person and per address in memory: after
 a few, each further try waits longer (doubling, up to 15 minutes); a success clears the person's

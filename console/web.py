@@ -20,9 +20,7 @@ with a session changes something only with the page's CSRF token; a request with
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib import resources
@@ -48,7 +46,6 @@ from console.pages import Viewer
 PREFIX = "/console"
 STATIC = ("console.css", "console.js")
 ACTIONS = ("ack", "resolve", "comment", "snooze", "reassign")
-SIGNIN_COOKIE = "orderwatch_signin"  # the password form's token (the form is shown before any session)
 FORWARDED = "X-Orderwatch-Forwarded"  # a request one worker passed to another (never passed on again)
 _KEY = getattr(web, "RequestKey", None)  # typed request keys (newer aiohttp); plain names before
 VIEWER: Any = _KEY("orderwatch.console.viewer", Viewer) if _KEY else "orderwatch.console.viewer"
@@ -70,7 +67,7 @@ class Console:
         self.store, self.config, self.api, self.clock = store, config, api, clock
         self.locate = locate  # where an order's state is (engine/pipeline.py `get`, or another worker)
         self.silences = Silences(store)
-        self.backoff = passwords.Backoff()  # failed password tries, per person and per address
+        self.backoff = passwords.Backoff()  # failed password tries, per person and per address (signin_form)
         self.templates = Environment(loader=PackageLoader("console", "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
@@ -160,7 +157,9 @@ class Console:
         if not value:
             if request.get(VIEWER) is not None:  # already signed in (or a token): go on
                 raise web.HTTPFound(safe_back(request.query.get("next")))
-            return self.signin_page(request, 401, next_page=request.query.get("next"))
+            from console import signin_form  # it builds on this module
+
+            return signin_form.page(self, request, 401, next_page=request.query.get("next"))
         try:
             link = links.verify(value, secret=self.secret, now=self.now())
         except ValueError as exc:  # BadLink, or no secret configured
@@ -181,58 +180,6 @@ class Console:
                             secure=self._secure(request), path=PREFIX)
         response.headers["Cache-Control"] = "no-store"
         return response
-
-    # --- password sign-in (desktop): only people with a password_hash in the owners directory -----
-
-    def passwords_on(self) -> bool:
-        return bool(self.secret) and any(p.password_hash for p in self.config.directory.people.values())
-
-    def signin_page(self, request: web.Request, status: int, *, error: str | None = None,
-                    next_page: str | None = None, person: str = "") -> web.Response:
-        """The sign-in page; with the password form, a fresh form token in a short-lived cookie."""
-        nonce = secrets.token_urlsafe(18) if self.passwords_on() else None
-        response = self.render(request, "signin.html", status=status, reason=None, error=error,
-                               signin_csrf=links.sign(self.secret, "signin-form", nonce.encode()) if nonce else None, next_page=safe_back(next_page), person_given=person)
-        if nonce is not None:
-            response.set_cookie(SIGNIN_COOKIE, links.seal({"n": nonce, "e": int(self.now() + 3600)}, self.secret,
-                                                          "signin-form"),
-                                max_age=3600, httponly=True, samesite="Strict", secure=self._secure(request),
-                                path=links.SIGNIN_PATH)
-        return response
-
-    def _form_token_ok(self, request: web.Request, sent: str | None) -> bool:
-        doc = links.unseal(request.cookies.get(SIGNIN_COOKIE), self.secret, "signin-form")
-        if doc is None or not isinstance(doc.get("e"), int) or doc["e"] <= self.now():
-            return False
-        expected = links.sign(self.secret, "signin-form", str(doc.get("n")).encode())
-        return bool(sent) and hmac.compare_digest(expected, str(sent))
-
-    async def signin_password(self, request: web.Request) -> web.StreamResponse:
-        """Check a person's password; the same answer for an unknown person, one without a password
-        and a wrong password. A few failures make the next tries wait (per person and per address)."""
-        form = await _form(request)
-        t = i18n.texts(self.language(request))
-        name, given = form.get("person", "").strip(), form.get("password", "")
-        back = form.get("next")
-        if request.get(VIEWER) is not None:  # a machine with its token: nothing to sign in, as the GET
-            raise web.HTTPSeeOther(safe_back(back))
-        if not self.passwords_on() or not self._form_token_ok(request, form.get("csrf")):
-            # 401 as the sign-in page itself: without a session nothing under /console answers otherwise
-            return self.signin_page(request, 401, error=t("signin_stale"), next_page=back, person=name)
-        keys = (f"person:{name.casefold()}", f"address:{request.remote}")
-        wait = self.backoff.wait(keys, self.now())
-        if wait > 0:
-            response = self.signin_page(request, 429, error=t("signin_wait").format(seconds=int(wait + 0.999)),
-                                        next_page=back, person=name)
-            response.headers["Retry-After"] = str(int(wait + 0.999))
-            return response
-        person = self.config.directory.person(name)
-        stored = person.password_hash if person is not None else None
-        if not await asyncio.to_thread(passwords.check, stored, given) or person is None:
-            self.backoff.failed(keys, self.now())
-            return self.signin_page(request, 401, error=t("signin_wrong"), next_page=back, person=name)
-        self.backoff.succeeded(keys[:1])
-        return self.start_session(request, person.id, safe_back(back), 303)
 
     async def signout(self, request: web.Request) -> web.StreamResponse:
         response = web.Response(status=303, headers={"Location": links.SIGNIN_PATH})
@@ -407,12 +354,13 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     """Add the console's pages to the worker's web server; returns it (its `guard` protects /console).
     `states` gives the order states the worker holds (the engine's), for the analysis page; `locate`
     finds an order's state (here, or the address of the worker that holds it)."""
-    from console import reports  # it builds on this module
+    from console import reports, signin_form  # they build on this module
 
     console = Console(store, config, api, clock, locate)
     router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     router.add_get(links.SIGNIN_PATH, console.signin, name="console.signin")
-    router.add_post(links.SIGNIN_PATH, console.signin_password, name="console.signin_password")
+    router.add_post(links.SIGNIN_PATH, lambda request: signin_form.post(console, request),
+                    name="console.signin_password")
     router.add_post(f"{PREFIX}/signout", console.signout, name="console.signout")
     router.add_get(PREFIX, console.home, name="console.home")
     router.add_get(f"{PREFIX}/", console.mine, name="console.mine")

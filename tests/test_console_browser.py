@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ci
 from tests.test_console import PO1, PO2, Site, site  # noqa: F401  (the fixture)
+from tests.test_console_password import PASSWORD, desk, li_wei_hash  # noqa: F401  (the fixtures)
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER) and not ci():
@@ -115,3 +116,22 @@ def test_the_list_updates_without_a_reload(site: Site, phone: Any) -> None:  # n
     phone.execute_script("document.dispatchEvent(new Event('visibilitychange'));")
     WebDriverWait(phone, 40).until(lambda d: not d.find_elements(By.ID, f"a-{PO1.fingerprint}"))
     assert marker == phone.execute_script("return document.body.dataset.loaded"), "the page was reloaded"
+
+
+def test_sign_in_with_a_password_in_the_browser(desk: Site, phone: Any) -> None:  # noqa: F811
+    """The sign-in page's form in a real browser: a wrong password is refused, the right one lands on
+    the page that was asked for (its cookies, SameSite and paths, as a browser keeps them)."""
+    wait = WebDriverWait(phone, 20)
+    phone.get(f"{desk.base}/console/alerts/{PO1.fingerprint}")  # no session: to the sign-in page
+    wait.until(ec.presence_of_element_located((By.ID, "password")))
+    phone.find_element(By.ID, "person").send_keys("li.wei")
+    phone.find_element(By.ID, "password").send_keys("not it")
+    phone.find_element(By.CSS_SELECTOR, "form.password button").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.reason")))
+    assert "Wrong name or password." in phone.find_element(By.CSS_SELECTOR, "p.reason").text
+    assert no_horizontal_scroll(phone), "the sign-in page scrolls sideways at 375px"
+    phone.find_element(By.ID, "password").send_keys(PASSWORD)
+    phone.find_element(By.CSS_SELECTOR, "form.password button").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "ol.history")))
+    assert phone.current_url.endswith(f"/console/alerts/{PO1.fingerprint}")
+    assert "李伟" in phone.find_element(By.CSS_SELECTOR, "header.bar").text
