@@ -1,4 +1,4 @@
-"""`orderwatch alerts list|show|ack|resolve|silence`: people acting on the alert store directly.
+"""`orderwatch alerts list|show|ack|resolve|silence|hash-password`: people acting on the alert store directly.
 
 The commands open the store named by --store (or the config file's, or the
 SQLite file in --datadir), so they work with or without a running worker:
@@ -65,6 +65,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p = verbs.add_parser("check", help="validate an alerts file; print file:line:col: problem")
     p.add_argument("file", help="the alerts YAML file (owners, receivers, route, …)")
     p.set_defaults(func=cmd_check)
+
+    p = verbs.add_parser("hash-password", help="read a password (not echoed) and print its argon2id hash for "
+                         "a person's password_hash in the owners directory (console sign-in)")
+    p.set_defaults(func=cmd_hash_password)
 
     routetest.register(verbs)
     notifytest.register(verbs)
@@ -263,6 +267,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK: {len(cfg.directory.people)} people, {len(cfg.directory.teams)} teams, "
           f"{len(cfg.receivers)} receivers, {routes} routes, {len(cfg.inhibit_rules)} inhibit rules, "
           f"{len(cfg.time_intervals)} time intervals")
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """At a terminal the password is asked twice without echo; from a pipe, its first line is read."""
+    from console.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ; nothing printed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(hash_password(password))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,7 +7,8 @@ their team. The YAML shape:
     people:
       li.wei: {name: 李伟, email: li.wei@example.com, language: zh, team: purchasing,
                timezone: Asia/Shanghai, quiet_hours: "22:00-08:00", aliases: [李伟, E1001],
-               chat: {dingtalk: "13800000001", wecom: LiWei, feishu: ou_1, slack: U01, teams: li.wei@example.com}}
+               chat: {dingtalk: "13800000001", wecom: LiWei, feishu: ou_1, slack: U01, teams: li.wei@example.com},
+               password_hash: "$argon2id$v=19$m=65536,t=3,p=4$..."}   # optional: console password sign-in
     teams:
       purchasing: {name: 采购部, manager: wang.fang, email: purchasing@example.com, aliases: [采购]}
 """
@@ -32,7 +33,7 @@ from orderwatch.yamlsrc import Map
 LANGUAGES = ("zh", "en")
 CHAT_KINDS = ("dingtalk", "wecom", "feishu", "slack", "teams")
 _PERSON_KEYS = {"name", "email", "language", "timezone", "quiet_hours", "team", "manager", "chat",
-                "receivers", "aliases"}
+                "receivers", "aliases", "password_hash"}
 _TEAM_KEYS = {"name", "email", "language", "timezone", "manager", "members", "receivers", "aliases", "chat"}
 
 
@@ -72,6 +73,8 @@ class Person:
     chat: dict[str, str] = field(default_factory=dict)
     receivers: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # argon2id hash for the console's password sign-in (`orderwatch alerts hash-password`); None: links only
+    password_hash: str | None = field(default=None, repr=False)
 
     def recipient(self) -> Recipient:
         return Recipient("person", self.id, self.name, (self.email,) if self.email else (), self.language,
@@ -193,6 +196,15 @@ def _quiet(node: Map, problems: Problems, zone: str) -> QuietHours | None:
     return QuietHours(tuple(ranges), ZoneInfo(zone)) if ranges else None
 
 
+def _password_hash(node: Map, pid: str, problems: Problems) -> str | None:
+    value = get_str(node, "password_hash", problems)
+    if value is not None and not value.startswith(("$argon2id$", "$argon2i$")):
+        problems.add(node.at("password_hash"), f"password_hash of {pid} is not an argon2 hash: make one with "
+                     "`orderwatch alerts hash-password` (never write the password itself here)")
+        return None
+    return value
+
+
 def parse_directory(doc: Map, problems: Problems, default_language: str, default_timezone: str) -> Directory:
     """Read `people:` and `teams:`; cross-references (team, manager, members) are checked."""
     check_keys(doc, {"people", "teams"}, problems, "the owners directory")
@@ -215,6 +227,7 @@ def parse_directory(doc: Map, problems: Problems, default_language: str, default
             manager=get_str(node, "manager", problems), chat=_chat(node, problems),
             receivers=tuple(get_str_list(node, "receivers", problems)),
             aliases=tuple(get_str_list(node, "aliases", problems)),
+            password_hash=_password_hash(node, pid, problems),
         )
     raw_teams = as_map(doc["teams"], doc.at("teams"), "teams", problems) if "teams" in doc else None
     for tid, entry in (raw_teams or {}).items():

@@ -1,6 +1,8 @@
 """The console's HTTP side: its pages under /console on the worker's web server, and their guard.
 
     GET  /console/signin?t=<signed link>   start a session for the person the link names
+    GET  /console/signin                   the sign-in page (with a password form when someone has a password)
+    POST /console/signin                   password sign-in: person, password, csrf (the form's own token)
     GET  /console/                         my exceptions (filters: family, severity, state, supplier, customer)
     GET  /console/alerts/{fingerprint}     one alert with its history and the actions (`?do=ack`: the
                                            acknowledgement ready, as notifications link to it)
@@ -37,7 +39,7 @@ from alerts.config import AlertsConfig
 from alerts.silence import SilenceError, Silences
 from alerts.store import AlertStore
 from alerts.yamlcheck import parse_duration
-from console import i18n, links, orders, pages, share
+from console import i18n, links, orders, pages, passwords, share
 from console import session as sessions
 from console.pages import Viewer
 
@@ -65,6 +67,7 @@ class Console:
         self.store, self.config, self.api, self.clock = store, config, api, clock
         self.locate = locate  # where an order's state is (engine/pipeline.py `get`, or another worker)
         self.silences = Silences(store)
+        self.backoff = passwords.Backoff()  # failed password tries, per person and per address (signin_form)
         self.templates = Environment(loader=PackageLoader("console", "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
@@ -94,6 +97,8 @@ class Console:
             except Forbidden as exc:
                 return web.json_response({"error": str(exc)}, status=403)
             request[VIEWER] = Viewer(actor)
+            return await handler(request)
+        if request.path == links.SIGNIN_PATH and request.method == "POST":  # the form has its own CSRF token
             return await handler(request)
         found = sessions.read(request.cookies.get(sessions.COOKIE), self.secret, self.now())
         person = self.config.directory.person(found.person) if found else None
@@ -152,7 +157,9 @@ class Console:
         if not value:
             if request.get(VIEWER) is not None:  # already signed in (or a token): go on
                 raise web.HTTPFound(safe_back(request.query.get("next")))
-            return self.render(request, "signin.html", status=401, reason=None)
+            from console import signin_form  # it builds on this module
+
+            return signin_form.page(self, request, 401, next_page=request.query.get("next"))
         try:
             link = links.verify(value, secret=self.secret, now=self.now())
         except ValueError as exc:  # BadLink, or no secret configured
@@ -161,13 +168,17 @@ class Console:
         if person is None or person.id != link.person:
             return self.render(request, "signin.html", status=401,
                                reason=f"{link.person} is not in the owners directory")
-        started = sessions.start(person.id, self.now(), self.config.console.session_ttl)
-        response = web.Response(status=302, headers={"Location": link.target})
+        response = self.start_session(request, person.id, link.target, 302)
+        response.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential until it expires
+        return response
+
+    def start_session(self, request: web.Request, person: str, target: str, status: int) -> web.Response:
+        started = sessions.start(person, self.now(), self.config.console.session_ttl)
+        response = web.Response(status=status, headers={"Location": target})
         response.set_cookie(sessions.COOKIE, sessions.cookie_value(started, self.secret),
                             max_age=int(self.config.console.session_ttl), httponly=True, samesite="Lax",
                             secure=self._secure(request), path=PREFIX)
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential until it expires
         return response
 
     async def signout(self, request: web.Request) -> web.StreamResponse:
@@ -343,11 +354,13 @@ def attach(app: faust.App, store: AlertStore, config: AlertsConfig, api: AlertsA
     """Add the console's pages to the worker's web server; returns it (its `guard` protects /console).
     `states` gives the order states the worker holds (the engine's), for the analysis page; `locate`
     finds an order's state (here, or the address of the worker that holds it)."""
-    from console import reports  # it builds on this module
+    from console import reports, signin_form  # they build on this module
 
     console = Console(store, config, api, clock, locate)
     router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     router.add_get(links.SIGNIN_PATH, console.signin, name="console.signin")
+    router.add_post(links.SIGNIN_PATH, lambda request: signin_form.post(console, request),
+                    name="console.signin_password")
     router.add_post(f"{PREFIX}/signout", console.signout, name="console.signout")
     router.add_get(PREFIX, console.home, name="console.home")
     router.add_get(f"{PREFIX}/", console.mine, name="console.mine")

@@ -164,11 +164,16 @@ ORPHAN = event("PO-9", owner="somebody-unknown", severity="info")
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    yield from serve(tmp_path, monkeypatch, ALERTS)
+
+
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alerts: str) -> Iterator[Site]:
+    """The worker's web server with the API and the console for this alerts file and the alerts above."""
     monkeypatch.chdir(tmp_path)
     store_url = f"sqlite:///{tmp_path / 'alerts.sqlite'}"
     store = AlertStore(store_url)
     store.apply([PO1, PO2, PO3, STOCK, ORPHAN])
-    cfg = config(ALERTS)
+    cfg = config(alerts)
     clock = Clock()
     app = faust.App(f"console-test-{free_port()}", broker="kafka://127.0.0.1:1", web_enabled=True)
     faust_pages_off(app)  # as the worker does (orderwatch/app.py _add_web)

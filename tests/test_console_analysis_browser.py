@@ -8,7 +8,6 @@ set ORDERWATCH_SCREENSHOTS=docs/screenshots to write them where the README shows
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,11 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.test_console_analysis import DemoSite, demo_site  # noqa: F401  (the fixture)
-from tests.test_console_browser import no_horizontal_scroll, phone  # noqa: F401  (the fixture; skips without chromium)
-
-
-def shoot(driver: Any, name: str, tmp_path: Path) -> Path:
-    """A screenshot of the whole page at the phone's width (the emulated screen made as tall as it)."""
-    folder = Path(os.environ.get("ORDERWATCH_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    metrics = {"width": 375, "deviceScaleFactor": 2, "mobile": True}
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": min(height, 6000)})
-    path = folder / name
-    driver.save_screenshot(str(path))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": 740})
-    return path
+from tests.test_console_browser import (  # noqa: F401  (the fixture; skips without chromium)
+    no_horizontal_scroll,
+    phone,
+    shoot,
+)
 
 
 def test_the_analysis_page_on_a_phone_in_chinese_and_english(demo_site: DemoSite, phone: Any,  # noqa: F811

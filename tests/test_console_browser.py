@@ -2,12 +2,16 @@
 
 A person opens their signed link on a phone-sized screen, sees their alert on "my exceptions"
 in their language, acknowledges it with a comment, and the store records it under them.
+The screenshots of the console are taken by these tests (`shoot`): set
+ORDERWATCH_SCREENSHOTS=docs/screenshots to write them where the README shows them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ci
 from tests.test_console import PO1, PO2, Site, site  # noqa: F401  (the fixture)
+from tests.test_console_password import PASSWORD, desk, li_wei_hash  # noqa: F401  (the fixtures)
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER) and not ci():
@@ -50,7 +55,22 @@ def no_horizontal_scroll(driver: Any) -> bool:
     return bool(width <= viewport)
 
 
-def test_open_the_link_see_the_alert_and_acknowledge_it_on_a_phone(site: Site, phone: Any) -> None:  # noqa: F811
+def shoot(driver: Any, name: str, tmp_path: Path) -> Path:
+    """A screenshot of the whole page at the phone's width (the emulated screen made as tall as it),
+    into $ORDERWATCH_SCREENSHOTS when set (the README's docs/screenshots), else the test's folder."""
+    folder = Path(os.environ.get("ORDERWATCH_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    metrics = {"width": 375, "deviceScaleFactor": 2, "mobile": True}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": min(height, 6000)})
+    path = folder / name
+    driver.save_screenshot(str(path))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": 740})
+    return path
+
+
+def test_open_the_link_see_the_alert_and_acknowledge_it_on_a_phone(site: Site, phone: Any,  # noqa: F811
+                                                                    tmp_path: Path) -> None:
     wait = WebDriverWait(phone, 20)
     phone.get(site.link("li.wei"))
     wait.until(ec.presence_of_element_located((By.ID, "live")))
@@ -59,6 +79,7 @@ def test_open_the_link_see_the_alert_and_acknowledge_it_on_a_phone(site: Site, p
     card = phone.find_element(By.ID, f"a-{PO1.fingerprint}")
     assert "PO-1" in card.text and not phone.find_elements(By.ID, f"a-{PO2.fingerprint}")
     assert no_horizontal_scroll(phone), "my exceptions scrolls sideways at 375px"
+    assert shoot(phone, "console-mine-zh.png", tmp_path).stat().st_size > 10_000
 
     card.find_element(By.TAG_NAME, "summary").click()
     card.find_element(By.NAME, "comment").send_keys("已联系供应商，周五到货")
@@ -78,6 +99,13 @@ def test_open_the_link_see_the_alert_and_acknowledge_it_on_a_phone(site: Site, p
     assert "li.wei" in phone.find_element(By.CSS_SELECTOR, "ol.history").text
     assert no_horizontal_scroll(phone), "the alert page scrolls sideways at 375px"
 
+    # My exceptions in English (the choice is remembered), the acknowledged alert marked as such.
+    phone.find_element(By.CSS_SELECTOR, "a.brand").click()
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "My exceptions"))
+    assert "acknowledged" in phone.find_element(By.ID, f"a-{PO1.fingerprint}").text
+    assert no_horizontal_scroll(phone), "my exceptions in English scrolls sideways at 375px"
+    assert shoot(phone, "console-mine-en.png", tmp_path).stat().st_size > 10_000
+
 
 def test_the_list_updates_without_a_reload(site: Site, phone: Any) -> None:  # noqa: F811
     phone.get(site.link("li.wei"))
@@ -88,3 +116,22 @@ def test_the_list_updates_without_a_reload(site: Site, phone: Any) -> None:  # n
     phone.execute_script("document.dispatchEvent(new Event('visibilitychange'));")
     WebDriverWait(phone, 40).until(lambda d: not d.find_elements(By.ID, f"a-{PO1.fingerprint}"))
     assert marker == phone.execute_script("return document.body.dataset.loaded"), "the page was reloaded"
+
+
+def test_sign_in_with_a_password_in_the_browser(desk: Site, phone: Any) -> None:  # noqa: F811
+    """The sign-in page's form in a real browser: a wrong password is refused, the right one lands on
+    the page that was asked for (its cookies, SameSite and paths, as a browser keeps them)."""
+    wait = WebDriverWait(phone, 20)
+    phone.get(f"{desk.base}/console/alerts/{PO1.fingerprint}")  # no session: to the sign-in page
+    wait.until(ec.presence_of_element_located((By.ID, "password")))
+    phone.find_element(By.ID, "person").send_keys("li.wei")
+    phone.find_element(By.ID, "password").send_keys("not it")
+    phone.find_element(By.CSS_SELECTOR, "form.password button").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.reason")))
+    assert "Wrong name or password." in phone.find_element(By.CSS_SELECTOR, "p.reason").text
+    assert no_horizontal_scroll(phone), "the sign-in page scrolls sideways at 375px"
+    phone.find_element(By.ID, "password").send_keys(PASSWORD)
+    phone.find_element(By.CSS_SELECTOR, "form.password button").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "ol.history")))
+    assert phone.current_url.endswith(f"/console/alerts/{PO1.fingerprint}")
+    assert "李伟" in phone.find_element(By.CSS_SELECTOR, "header.bar").text

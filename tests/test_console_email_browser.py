@@ -40,7 +40,7 @@ from orderwatch.record import ChangeRecord
 from tests.alerts_helpers import DAY, HOUR, Clock, Pipeline, config
 from tests.notify_servers import SmtpSink
 from tests.test_alerts_api import Server
-from tests.test_console_browser import no_horizontal_scroll, phone  # noqa: F401  (the fixture)
+from tests.test_console_browser import no_horizontal_scroll, phone, shoot  # noqa: F401  (the fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 APPROVED = datetime(2025, 3, 3, 0, 0, tzinfo=UTC).timestamp()  # Monday 08:00 in Shanghai
@@ -95,7 +95,7 @@ class Erp:
         faust_pages_off(app)
         api = attach_api(app, self.store, Settings(), config=self.config, clock=self.clock)
         console = attach_console(app, self.store, self.config, api, self.clock,
-                                 lambda ek: (self.states.get(ek.partition(":")[2]), None))
+                                 locate=lambda ek: (self.states.get(ek.partition(":")[2]), None))
         require_tokens(app, api, open_paths=("/healthz",), guarded_by={PREFIX: console.guard})
         self.server = Server(app, port)
         self.server_base = f"http://127.0.0.1:{port}"
@@ -126,7 +126,8 @@ def erp(tmp_path: Path) -> Iterator[tuple[Erp, SmtpSink]]:
             e.close()
 
 
-def test_from_the_email_link_to_an_acknowledgement_that_stops_the_escalation(erp: Any, phone: Any) -> None:  # noqa: F811
+def test_from_the_email_link_to_an_acknowledgement_that_stops_the_escalation(erp: Any, phone: Any,  # noqa: F811
+                                                                              tmp_path: Path) -> None:
     e, smtp = erp
     e.change(record(1, APPROVED, "wang.fang"))
     e.clock.advance(6 * HOUR)
@@ -183,6 +184,14 @@ def test_from_the_email_link_to_an_acknowledgement_that_stops_the_escalation(erp
     fields = phone.find_element(By.CSS_SELECTOR, "dl.fields").text
     assert "¥96,000.00" in fields and "华东五金" in fields
     assert no_horizontal_scroll(phone), "the order page scrolls sideways at 375px"
+    assert shoot(phone, "console-order-zh.png", tmp_path).stat().st_size > 10_000
+    # The same page in English: the same edit, written for an English reader.
+    phone.find_element(By.CSS_SELECTOR, "a.lang").click()
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "ol.timeline"), "changed"))
+    edit = phone.find_element(By.CSS_SELECTOR, "ol.timeline li.ev-changed").text
+    assert "amount: CN¥86,000.00 → CN¥96,000.00" in edit and "张三" in edit, edit
+    assert no_horizontal_scroll(phone), "the English order page scrolls sideways at 375px"
+    assert shoot(phone, "console-order-en.png", tmp_path).stat().st_size > 10_000
 
     # The rule escalates to the manager after two days unacknowledged: it was acknowledged, so no.
     e.clock.advance(3 * DAY)

@@ -262,7 +262,7 @@ def _worker(store: AlertStore, cfg: Any, clock: Clock, locate: Any) -> Worker:
     app = faust.App(f"orders-test-{free_port()}", broker="kafka://127.0.0.1:1", web_enabled=True)
     faust_pages_off(app)
     api = attach_api(app, store, Settings(), config=cfg, clock=clock)
-    console = attach_console(app, store, cfg, api, clock, locate)
+    console = attach_console(app, store, cfg, api, clock, locate=locate)
     require_tokens(app, api, open_paths=("/healthz",), guarded_by={PREFIX: console.guard})
     server = Server(app)
     return Worker(server, f"http://127.0.0.1:{server.port}")
