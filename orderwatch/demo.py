@@ -292,9 +292,13 @@ owners:
   people:
     li.wei: {name: 李伟, language: zh, team: purchasing}
     wang.fang: {name: 王芳, language: zh, team: purchasing}
+    zhang.min: {name: 张敏, language: zh, team: purchasing}
+    chen.jie: {name: 陈杰, language: zh, team: purchasing}
+    anna.schmidt: {name: Anna Schmidt, language: en, team: purchasing}
     amy.chen: {name: 陈艾米 Amy Chen, language: zh, team: sales}
     tom.keller: {name: Tom Keller, language: en, team: sales}
     zhao.min: {name: 赵敏, language: zh, team: finance}
+    julia.braun: {name: Julia Braun, language: en, team: finance}
   teams:
     purchasing: {name: 采购部 Purchasing, manager: wang.fang}
     sales: {name: 销售部 Sales}
@@ -355,8 +359,12 @@ def demo_records(datadir: Path) -> list[ChangeRecord]:
 
     def drain() -> None:
         for conn in connectors:
+            deadline = time.monotonic() + 30
             while True:
                 result = conn.poll()
+                if result.pending and time.monotonic() < deadline:
+                    time.sleep(0.2)  # a sheet just written (the branch office's) is read once it settled
+                    continue
                 records.extend(result.records)
                 conn.commit(result)
                 if not result.more:

@@ -23,20 +23,26 @@ def test_the_demo_shows_every_family_with_owner_and_summary(tmp_path: Path) -> N
     assert res.returncode == 0, out + res.stderr
     summary = out.split("=== orderwatch demo summary ===", 1)[1]
     expected = [
-        "[delay] PO-2025-0042 owner=li.wei: PO PO-2025-0042 from 华东五金 Huadong Hardware is 12 days late",
-        "[delay] SO-2025-0101 owner=amy.chen: SO SO-2025-0101 for 上海百货 Shanghai Stores is 2 days past the promised date",
-        "[unapproved_change] PO-2025-0044 owner=li.wei: PO PO-2025-0044 was changed by zhou.kai, who is not allowed to (amount 6400 → 5800, unit_price 3.2 → 2.9)",
-        "[unapproved_change] PO-2025-0049 owner=zhang.min: PO PO-2025-0049 to 深圳电子 Shenzhen Electronics is 64000 CNY, over the 50,000 limit, and not approved",
-        "[payment] AR-2025-0301 owner=zhao.min: receivable invoice AR-2025-0301 (上海百货 Shanghai Stores, 86000 CNY) is 10 days overdue",
-        "[payment] AP-2025-0088 owner=julia.braun: payable invoice AP-2025-0088 (Nordic Steel AB, 36400 EUR) is 5 days overdue",
+        # Each in its owner's language (the demo's owners directory), amounts with their currency.
+        "[delay] PO-2025-0042 owner=li.wei (李伟): 采购单 PO-2025-0042(华东五金 Huadong Hardware)已逾期 12 天",
+        "[delay] SO-2025-0101 owner=amy.chen (陈艾米 Amy Chen): 销售单 SO-2025-0101(上海百货 Shanghai Stores)承诺",
+        "[unapproved_change] PO-2025-0044 owner=li.wei (李伟): 采购单 PO-2025-0044 被无权修改的 zhou.kai 改了"
+        "(金额 ¥6,400.00 → ¥5,800.00、单价 ¥3.20 → ¥2.90)",
+        "[unapproved_change] PO-2025-0049 owner=zhang.min (张敏): 采购单 PO-2025-0049(深圳电子 Shenzhen Electronics)"
+        "金额 ¥64,000.00,超过 50,000 的审批限额,还没有审批",
+        "[payment] AR-2025-0301 owner=zhao.min (赵敏): 发票 AR-2025-0301(应收,上海百货 Shanghai Stores,¥86,000.00)"
+        "已逾期 10 天",
+        "[payment] AP-2025-0088 owner=julia.braun (Julia Braun): payable invoice AP-2025-0088 (Nordic Steel AB, "
+        "€36,400.00) is 5 days overdue",
         # Folded live from the orders and stock rows, repartitioned by SKU@warehouse and by customer.
-        "[stock] BOLT-M8@SH1 owner=wang.fang: SO-2025-0103 needs BOLT-M8 at SH1 on",
-        "[stock] CARTON-L@SH1 owner=wang.fang: CARTON-L at SH1: 800 on hand, below the safety stock of 1000",
-        "[payment] 上海百货 Shanghai Stores owner=zhao.min: 上海百货 Shanghai Stores owes 106000 CNY past due on 2 invoices",
+        "[stock] BOLT-M8@SH1 owner=wang.fang (王芳): SO-2025-0103 需要 SH1 仓的 BOLT-M8",
+        "[stock] CARTON-L@SH1 owner=wang.fang (王芳): SH1 仓 CARTON-L 现有 800,低于安全库存 1,000",
+        "[payment] 上海百货 Shanghai Stores owner=zhao.min (赵敏): 上海百货 Shanghai Stores 有 2 张发票逾期未付,共 ¥106,000.00",
+        # The branch office's sheet, with dates written the way branch sheets write them.
+        "[delay] SZ-PO-0101 owner=wang.fang (王芳): 采购单 SZ-PO-0101(宁波紧固件有限公司)已逾期",
     ]
     lines = summary.splitlines()
     for line in expected:
-        # Each alert's stored summary is its texts joined `中文 / English`: the English half is checked.
         head, _, text = line.partition(": ")
         assert any(head in got and text in got for got in lines), f"{line!r} not in:\n{summary}"
     assert "change records processed: 27" in summary
