@@ -26,14 +26,14 @@ def test_the_demo_shows_every_family_with_owner_and_summary(tmp_path: Path) -> N
         # Each in its owner's language (the demo's owners directory), amounts with their currency.
         "[delay] PO-2025-0042 owner=li.wei (李伟): 采购单 PO-2025-0042(华东五金 Huadong Hardware)已逾期 12 天",
         "[delay] SO-2025-0101 owner=amy.chen (陈艾米 Amy Chen): 销售单 SO-2025-0101(上海百货 Shanghai Stores)承诺",
-        "[unapproved_change] PO-2025-0044 owner=li.wei (李伟): 采购单 PO-2025-0044 被无权修改的 zhou.kai 改了"
-        "(金额 ¥6,400.00 → ¥5,800.00、单价 ¥3.20 → ¥2.90)",
-        "[unapproved_change] PO-2025-0049 owner=zhang.min (张敏): 采购单 PO-2025-0049(深圳电子 Shenzhen Electronics)"
-        "金额 ¥64,000.00,超过 50,000 的审批限额,还没有审批",
-        "[payment] AR-2025-0301 owner=zhao.min (赵敏): 发票 AR-2025-0301(应收,上海百货 Shanghai Stores,¥86,000.00)"
-        "已逾期 10 天",
-        "[payment] AP-2025-0088 owner=julia.braun (Julia Braun): payable invoice AP-2025-0088 (Nordic Steel AB, "
-        "€36,400.00) is 5 days overdue",
+        ("[unapproved_change] PO-2025-0044 owner=li.wei (李伟): 采购单 PO-2025-0044 被无权修改的 zhou.kai 改了"
+        "(金额 ¥6,400.00 → ¥5,800.00、单价 ¥3.20 → ¥2.90)"),
+        ("[unapproved_change] PO-2025-0049 owner=zhang.min (张敏): 采购单 PO-2025-0049(深圳电子 Shenzhen Electronics)"
+        "金额 ¥64,000.00,超过 50,000 的审批限额,还没有审批"),
+        ("[payment] AR-2025-0301 owner=zhao.min (赵敏): 发票 AR-2025-0301(应收,上海百货 Shanghai Stores,¥86,000.00)"
+        "已逾期 10 天"),
+        ("[payment] AP-2025-0088 owner=julia.braun (Julia Braun): payable invoice AP-2025-0088 (Nordic Steel AB, "
+        "€36,400.00) is 5 days overdue"),
         # Folded live from the orders and stock rows, repartitioned by SKU@warehouse and by customer.
         "[stock] BOLT-M8@SH1 owner=wang.fang (王芳): SO-2025-0103 需要 SH1 仓的 BOLT-M8",
         "[stock] CARTON-L@SH1 owner=wang.fang (王芳): SH1 仓 CARTON-L 现有 800,低于安全库存 1,000",
