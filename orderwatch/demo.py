@@ -292,13 +292,13 @@ owners:
   people:
     li.wei: {name: 李伟, language: zh, team: purchasing}
     wang.fang: {name: 王芳, language: zh, team: purchasing}
-    zhang.min: {name: 张敏, language: zh, team: purchasing}
-    chen.jie: {name: 陈杰, language: zh, team: purchasing}
-    anna.schmidt: {name: Anna Schmidt, language: en, team: purchasing}
+    zhang.min: {name: 张敏, language: zh}
+    chen.jie: {name: 陈杰, language: zh}
+    anna.schmidt: {name: Anna Schmidt, language: en}
     amy.chen: {name: 陈艾米 Amy Chen, language: zh, team: sales}
     tom.keller: {name: Tom Keller, language: en, team: sales}
     zhao.min: {name: 赵敏, language: zh, team: finance}
-    julia.braun: {name: Julia Braun, language: en, team: finance}
+    julia.braun: {name: Julia Braun, language: en}
   teams:
     purchasing: {name: 采购部 Purchasing, manager: wang.fang}
     sales: {name: 销售部 Sales}
