@@ -46,7 +46,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import Message
 
 from orderwatch import metrics
-from orderwatch.topics import bootstrap_of
+from orderwatch.topics import app_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,7 @@ class Continuity:
 
     async def _read(self, tp: Any, start: int, end: int) -> list[Refetched]:
         """The messages of a partition from `start` up to (not including) `end`, as the broker has them."""
-        conf = self.app.conf
-        reader = AIOKafkaConsumer(bootstrap_servers=_bootstrap(conf), group_id=None, enable_auto_commit=False,
+        reader = AIOKafkaConsumer(bootstrap_servers=app_bootstrap(self.app), group_id=None, enable_auto_commit=False,
                                   auto_offset_reset="earliest")
         part = TopicPartition(tp.topic, tp.partition)
         out: list[Refetched] = []
@@ -199,7 +198,7 @@ class Continuity:
         """Where the group resumes these partitions: the committed offset, else the log's start.
         Partitions the broker cannot say this for are left out (and checked from their next event)."""
         conf = self.app.conf
-        admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(conf))
+        admin = AIOKafkaAdminClient(bootstrap_servers=app_bootstrap(self.app))
         try:
             await admin.start()
             committed = await admin.list_consumer_group_offsets(
@@ -217,7 +216,3 @@ class Continuity:
             return {}
         finally:
             await admin.close()
-
-
-def _bootstrap(conf: Any) -> str:
-    return ",".join(bootstrap_of(str(url)) for url in conf.broker)

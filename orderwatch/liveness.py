@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from orderwatch import metrics
-from orderwatch.topics import bootstrap_of
+from orderwatch.topics import app_bootstrap
 
 if TYPE_CHECKING:
     from orderwatch.app import Worker
@@ -122,7 +122,7 @@ class Liveness:
             return {}
         try:
             if self._probe is None:
-                bootstrap = ",".join(bootstrap_of(str(url)) for url in self.app.conf.broker)
+                bootstrap = app_bootstrap(self.app)
                 admin, ends = AIOKafkaAdminClient(bootstrap_servers=bootstrap), AIOKafkaConsumer(
                     bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
                 await admin.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from functools import lru_cache
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -62,6 +63,11 @@ def bootstrap_of(broker_url: str) -> str:
     """`kafka://h1:9092;h2:9092` or `kafka://h:9092` → aiokafka's bootstrap string."""
     hosts = broker_url.split("://", 1)[-1]
     return ",".join(h.strip() for h in hosts.replace(";", ",").split(",") if h.strip())
+
+
+def app_bootstrap(app: Any) -> str:
+    """A Faust app's brokers (`conf.broker`, a list of URLs) as aiokafka's bootstrap string."""
+    return ",".join(bootstrap_of(str(url)) for url in app.conf.broker)
 
 
 async def ensure_topics(bootstrap: str, settings: Settings) -> None:

@@ -207,26 +207,37 @@ def test_input_the_consumer_skips_is_read_again(broker: Any, app_id: str, tmp_pa
     assert sorted(handled()) == list(range(30)), "each message handled once"
 
 
-def test_a_worker_that_faust_never_resumes_starts_afresh(broker: Any, app_id: str, tmp_path: Path,
-                                                          spawn: Any) -> None:
-    """After a rebalance Faust's resume hangs (as in a fault trial): the worker holds its partitions
-    and reads nothing. Past `stall_deadline` it says so, starts afresh and every alert is stored."""
+def _stalled_worker(spawn: Any, broker: Any, app_id: str, tmp_path: Path, stall: str) -> tuple[Any, Path]:
+    """A worker whose Faust stalls as `stall` says (orderwatch/liveness.py), with a short stall_deadline;
+    returns the process and its alert store's file."""
     from orderwatch.broker import free_port
 
-    keys = [f"PO-STALL-{i:03d}" for i in range(40)]
-    publish(broker.bootstrap, app_id, _overdue(keys))
     db = tmp_path / "alerts.sqlite"
     proc = spawn("worker", "--broker", broker.url, "--app-id", app_id, "--datadir", str(tmp_path / "data"),
                  "--web-port", str(free_port()), "--store", f"sqlite:///{db}", "--tick", "1",
-                 env={"ORDERWATCH_TEST_STALL": "resume", "ORDERWATCH_STALL_DEADLINE": "8"})
-    wait_for(lambda: "starts afresh" in proc.log_path.read_text(errors="replace"), 90,
-             "the worker noticing that its input was never resumed")
+                 env={"ORDERWATCH_TEST_STALL": stall, "ORDERWATCH_STALL_DEADLINE": "8"})
+    return proc, db
+
+
+def _wait_until_all_stored(db: Path, keys: list[str]) -> None:
     store = AlertStore(f"sqlite:///{db}")
     try:
         wait_for(lambda: {a.key for a in store.list(state="firing")} >= set(keys), 90,
                  "every overdue PO's alert stored after the fresh start")
     finally:
         store.close()
+
+
+def test_a_worker_that_faust_never_resumes_starts_afresh(broker: Any, app_id: str, tmp_path: Path,
+                                                          spawn: Any) -> None:
+    """After a rebalance Faust's resume hangs (as in a fault trial): the worker holds its partitions
+    and reads nothing. Past `stall_deadline` it says so, starts afresh and every alert is stored."""
+    keys = [f"PO-STALL-{i:03d}" for i in range(40)]
+    publish(broker.bootstrap, app_id, _overdue(keys))
+    proc, db = _stalled_worker(spawn, broker, app_id, tmp_path, "resume")
+    wait_for(lambda: "starts afresh" in proc.log_path.read_text(errors="replace"), 90,
+             "the worker noticing that its input was never resumed")
+    _wait_until_all_stored(db, keys)
     log = proc.log_path.read_text(errors="replace")
     assert "the resume after this rebalance hangs on purpose" in log
     assert log.count("hangs on purpose") == 1, "the fresh process resumes normally"
@@ -236,23 +247,13 @@ def test_a_worker_that_stops_fetching_a_partition_starts_afresh(broker: Any, app
                                                                spawn: Any) -> None:
     """The rebalance ended but the partitions of the changes topic are never fetched again (as in a
     fault trial): POs wait unread. Past `stall_deadline` the worker starts afresh and stores every alert."""
-    from orderwatch.broker import free_port
-
     publish(broker.bootstrap, app_id, [])  # the topics
-    db = tmp_path / "alerts.sqlite"
-    proc = spawn("worker", "--broker", broker.url, "--app-id", app_id, "--datadir", str(tmp_path / "data"),
-                 "--web-port", str(free_port()), "--store", f"sqlite:///{db}", "--tick", "1",
-                 env={"ORDERWATCH_TEST_STALL": "fetch", "ORDERWATCH_STALL_DEADLINE": "8"})
+    proc, db = _stalled_worker(spawn, broker, app_id, tmp_path, "fetch")
     wait_for(lambda: "not fetched on purpose" in proc.log_path.read_text(errors="replace"), 90,
              "the worker to stop fetching its input")
     keys = [f"PO-UNREAD-{i:03d}" for i in range(40)]
     publish(broker.bootstrap, app_id, _overdue(keys))
     wait_for(lambda: "without being read" in proc.log_path.read_text(errors="replace"), 90,
              "the worker noticing messages waiting unread")
-    store = AlertStore(f"sqlite:///{db}")
-    try:
-        wait_for(lambda: {a.key for a in store.list(state="firing")} >= set(keys), 90,
-                 "every overdue PO's alert stored after the fresh start")
-    finally:
-        store.close()
+    _wait_until_all_stored(db, keys)
     assert proc.log_path.read_text(errors="replace").count("not fetched on purpose") == 1
