@@ -11,6 +11,19 @@ of a partition waited for ever, its alerts never fired, nothing said so:
 - the rebalance ended (`Worker ready`), yet one partition was never fetched
   again: its committed offset stayed behind the end of the partition.
 
+The second has a cause that can be repaired in place. Faust's fetch loop
+records a message as read once its hand-over ended, also when a rebalance cut
+the hand-over short; a loop that resumes after the seek to the committed
+offsets moves the read offset past them again, and every message re-fetched
+below it is dropped as already read. Where a partition's last messages were
+dropped so, no later message arrives to show the hole (orderwatch/consume.py
+repairs holes it is shown): Faust's read offset is at or past the committed
+offset, no message of the partition is in hand, and the committed offset
+stands still. After `reseek_after` seconds of that (15 s, or half the
+deadline) the worker seeks the partition back to its committed offset and
+says so; as seen in a scale-out test, the updates of a SIGKILLed worker's
+partitions then arrive in seconds, not after a fresh start.
+
 So a worker checks, every few seconds, outside table recovery, whether a
 rebalance has stayed unfinished, or the engine's input (the changes and derived
 topics) has had messages waiting on a partition it holds without its committed
@@ -44,8 +57,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 5.0
-# Tests only: make the first resume after a rebalance hang ("resume"), or stop fetching the
-# engine's input once the first rebalance ended ("fetch"), as Faust did in fault trials.
+RESEEK_SECONDS = 15.0
+# Tests only: make the first resume after a rebalance hang ("resume"), stop fetching the
+# engine's input once the first rebalance ended ("fetch"), or count the engine's input as read
+# up to far past its end ("drop"), as Faust did in fault trials and tests.
 STALL_ENV = "ORDERWATCH_TEST_STALL"
 
 
@@ -65,6 +80,8 @@ class Liveness:
         self._rebalancing_since: float | None = None
         self._waiting: dict[TopicPartition, tuple[int, float]] = {}  # committed offset, since when
         self._probe: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+        self.reseek_after = min(RESEEK_SECONDS, limit / 2)
+        self._dropped: dict[TopicPartition, tuple[int, float]] = {}  # committed offset, since when
         self.settled: Callable[[], None] | None = None  # called once, at the first check after a rebalance
 
     async def run(self) -> None:
@@ -104,11 +121,35 @@ class Liveness:
         for tp, offset in waiting.items():  # since when each partition's committed offset stands still
             before = seen.get(tp)
             self._waiting[tp] = before if before is not None and before[0] == offset else (offset, now)
+        await self._reseek_dropped(waiting, now)
         stalled = sorted(f"{tp.topic}/{tp.partition}" for tp, (_, since) in self._waiting.items()
                          if now - since > self.limit)
         if stalled:
             self._stalled("input not read", f"messages have waited on {', '.join(stalled)} for over "
                           f"{self.limit:.0f} s without being read")
+
+    async def _reseek_dropped(self, waiting: dict[TopicPartition, int], now: float) -> None:
+        """Seek back the partitions whose waiting messages Faust dropped as already read."""
+        consumer = self.app.consumer
+        read_offsets = getattr(consumer, "_read_offset", {})
+        in_hand = {(m.tp.topic, m.tp.partition) for m in list(getattr(consumer, "_unacked_messages", ()))}
+        seen, self._dropped = self._dropped, {}
+        for tp, committed in waiting.items():
+            read = read_offsets.get(tp)
+            if read is None or read < committed or (tp.topic, tp.partition) in in_hand:
+                continue
+            before = seen.get(tp)
+            since = before[1] if before is not None and before[0] == committed else now
+            if now - since < self.reseek_after:
+                self._dropped[tp] = (committed, since)
+                continue
+            log.warning("%s/%d: Faust counts offsets up to %d as read, but none after the committed offset %d "
+                        "was handled; reading again from %d", tp.topic, tp.partition, read, committed, committed)
+            metrics.INPUT_RESEEKS.inc()
+            try:
+                await consumer.seek(tp, committed)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its new owner reads it
+                log.info("%s/%d: not sought back (%r)", tp.topic, tp.partition, exc)
 
     def _stalled(self, reason: str, what: str) -> None:
         metrics.WORKER_RESTARTS.labels(reason).inc()
@@ -170,6 +211,17 @@ def watch(worker: Worker) -> Liveness:
                 await asyncio.Event().wait()
 
             app.consumer.perform_seek = hang
+
+    elif stall == "drop":
+
+        def drop_reads() -> None:
+            held = [tp for tp in app.consumer.assignment() if tp.topic == settings.changes_topic]
+            for tp in held:
+                app.consumer._read_offset[tp] = 10**12  # type: ignore[attr-defined]
+            print(f"{STALL_ENV}: the read offsets of {len(held)} partition(s) of the changes topic are moved "
+                  "past their end on purpose", file=sys.stderr, flush=True)
+
+        liveness.settled = drop_reads
 
     elif stall == "fetch":
 

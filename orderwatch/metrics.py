@@ -52,6 +52,11 @@ TICK_SECONDS = Histogram(
     "Time to re-evaluate the entities whose deadline passed, per tick",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+INPUT_RESEEKS = Counter(
+    "orderwatch_input_reseeks_total",
+    "Partitions of the engine's input sought back to their committed offset: Faust had counted "
+    "messages as read that were never handled, and none followed to show the hole",
+)
 INPUT_REFETCHED = Counter(
     "orderwatch_input_refetched_total",
     "Messages the consumer skipped (Faust's fetch loop, around a rebalance) that were read from the broker directly",

@@ -243,6 +243,23 @@ def test_a_worker_that_faust_never_resumes_starts_afresh(broker: Any, app_id: st
     assert log.count("hangs on purpose") == 1, "the fresh process resumes normally"
 
 
+def test_input_faust_counts_as_read_but_never_handed_over_is_read_again(broker: Any, app_id: str, tmp_path: Path,
+                                                                       spawn: Any) -> None:
+    """Faust's read offset of the changes topic's partitions ends up past their end (as after a
+    rebalance that cut a hand-over short): every message is dropped as already read and none shows
+    a hole. The worker seeks those partitions back to their committed offsets, without a fresh start."""
+    publish(broker.bootstrap, app_id, [])  # the topics
+    proc, db = _stalled_worker(spawn, broker, app_id, tmp_path, "drop")
+    wait_for(lambda: "past their end on purpose" in proc.log_path.read_text(errors="replace"), 90,
+             "the worker to count its input as read")
+    keys = [f"PO-DROPPED-{i:03d}" for i in range(40)]
+    publish(broker.bootstrap, app_id, _overdue(keys))
+    _wait_until_all_stored(db, keys)
+    log = proc.log_path.read_text(errors="replace")
+    assert "was handled; reading again from" in log, log[-3000:]
+    assert "starts afresh" not in log, "sought back in place, not restarted"
+
+
 def test_a_worker_that_stops_fetching_a_partition_starts_afresh(broker: Any, app_id: str, tmp_path: Path,
                                                                spawn: Any) -> None:
     """The rebalance ended but the partitions of the changes topic are never fetched again (as in a
