@@ -228,6 +228,17 @@ def _wait_until_all_stored(db: Path, keys: list[str]) -> None:
         store.close()
 
 
+def _overdue_after_stall(spawn: Any, broker: Any, app_id: str, tmp_path: Path, stall: str,
+                         said: str) -> tuple[Any, Path, list[str]]:
+    """A stalled worker (`_stalled_worker`) that said `said`; then 40 overdue POs published."""
+    publish(broker.bootstrap, app_id, [])  # the topics
+    proc, db = _stalled_worker(spawn, broker, app_id, tmp_path, stall)
+    wait_for(lambda: said in proc.log_path.read_text(errors="replace"), 90, f"the worker to say {said!r}")
+    keys = [f"PO-{stall.upper()}-{i:03d}" for i in range(40)]
+    publish(broker.bootstrap, app_id, _overdue(keys))
+    return proc, db, keys
+
+
 def test_a_worker_that_faust_never_resumes_starts_afresh(broker: Any, app_id: str, tmp_path: Path,
                                                           spawn: Any) -> None:
     """After a rebalance Faust's resume hangs (as in a fault trial): the worker holds its partitions
@@ -248,12 +259,7 @@ def test_input_faust_counts_as_read_but_never_handed_over_is_read_again(broker: 
     """Faust's read offset of the changes topic's partitions ends up past their end (as after a
     rebalance that cut a hand-over short): every message is dropped as already read and none shows
     a hole. The worker seeks those partitions back to their committed offsets, without a fresh start."""
-    publish(broker.bootstrap, app_id, [])  # the topics
-    proc, db = _stalled_worker(spawn, broker, app_id, tmp_path, "drop")
-    wait_for(lambda: "past their end on purpose" in proc.log_path.read_text(errors="replace"), 90,
-             "the worker to count its input as read")
-    keys = [f"PO-DROPPED-{i:03d}" for i in range(40)]
-    publish(broker.bootstrap, app_id, _overdue(keys))
+    proc, db, keys = _overdue_after_stall(spawn, broker, app_id, tmp_path, "drop", "past their end on purpose")
     _wait_until_all_stored(db, keys)
     log = proc.log_path.read_text(errors="replace")
     assert "was handled; reading again from" in log, log[-3000:]
@@ -264,12 +270,7 @@ def test_a_worker_that_stops_fetching_a_partition_starts_afresh(broker: Any, app
                                                                spawn: Any) -> None:
     """The rebalance ended but the partitions of the changes topic are never fetched again (as in a
     fault trial): POs wait unread. Past `stall_deadline` the worker starts afresh and stores every alert."""
-    publish(broker.bootstrap, app_id, [])  # the topics
-    proc, db = _stalled_worker(spawn, broker, app_id, tmp_path, "fetch")
-    wait_for(lambda: "not fetched on purpose" in proc.log_path.read_text(errors="replace"), 90,
-             "the worker to stop fetching its input")
-    keys = [f"PO-UNREAD-{i:03d}" for i in range(40)]
-    publish(broker.bootstrap, app_id, _overdue(keys))
+    proc, db, keys = _overdue_after_stall(spawn, broker, app_id, tmp_path, "fetch", "not fetched on purpose")
     wait_for(lambda: "without being read" in proc.log_path.read_text(errors="replace"), 90,
              "the worker noticing messages waiting unread")
     _wait_until_all_stored(db, keys)
