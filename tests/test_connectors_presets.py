@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -79,44 +80,82 @@ ODOO_VERSIONS = {
           "ALTER TABLE sale_order ADD COLUMN locked boolean;",
 }
 
-ERPNEXT_COMMON = (
+# ERPNext tables as Frappe creates them from the doctype JSON (erpnext/*/doctype/*/*.json at
+# v13.0.0, v13.39.2, v14.0.0, v14.2.1, 15.x), the fields the preset reads and a few more: each
+# field's Frappe type becomes its MariaDB column type as frappe/database/mariadb maps it.
+FRAPPE_COLUMN = {
+    "Data": "varchar(140)", "Link": "varchar(140)", "Select": "varchar(140)", "Small Text": "text",
+    "Date": "date", "Check": "int(1) NOT NULL DEFAULT 0",
+    **dict.fromkeys(("Currency", "Float", "Percent"), "decimal(21,9) NOT NULL DEFAULT 0"),
+}
+FRAPPE_STANDARD = (
     "name varchar(140) NOT NULL PRIMARY KEY, creation datetime(6), modified datetime(6), "
     "modified_by varchar(140), owner varchar(140), docstatus int(1) NOT NULL DEFAULT 0, "
     "idx int(8) NOT NULL DEFAULT 0"
 )
-ERPNEXT_CHILD = "parent varchar(140), parentfield varchar(140), parenttype varchar(140)"
-ERPNEXT_DDL = [
-    f"""CREATE TABLE `tabPurchase Order` ({ERPNEXT_COMMON}, supplier varchar(140),
-        supplier_name varchar(140), transaction_date date, schedule_date date, status varchar(140)
-        DEFAULT 'Draft', per_received decimal(21,9) DEFAULT 0, per_billed decimal(21,9) DEFAULT 0,
-        grand_total decimal(21,9) DEFAULT 0, currency varchar(140), company varchar(140),
-        set_warehouse varchar(140))""",
-    f"""CREATE TABLE `tabPurchase Order Item` ({ERPNEXT_COMMON}, {ERPNEXT_CHILD},
-        item_code varchar(140), item_name varchar(140), qty decimal(21,9) DEFAULT 0,
-        received_qty decimal(21,9) DEFAULT 0, rate decimal(21,9) DEFAULT 0,
-        amount decimal(21,9) DEFAULT 0, schedule_date date, warehouse varchar(140),
-        uom varchar(140))""",
-    f"""CREATE TABLE `tabSales Order` ({ERPNEXT_COMMON}, customer varchar(140),
-        customer_name varchar(140), transaction_date date, delivery_date date,
-        status varchar(140) DEFAULT 'Draft', per_delivered decimal(21,9) DEFAULT 0,
-        per_billed decimal(21,9) DEFAULT 0, grand_total decimal(21,9) DEFAULT 0,
-        currency varchar(140), set_warehouse varchar(140))""",
-    f"""CREATE TABLE `tabSales Order Item` ({ERPNEXT_COMMON}, {ERPNEXT_CHILD},
-        item_code varchar(140), item_name varchar(140), qty decimal(21,9) DEFAULT 0,
-        delivered_qty decimal(21,9) DEFAULT 0, rate decimal(21,9) DEFAULT 0,
-        amount decimal(21,9) DEFAULT 0, delivery_date date, warehouse varchar(140))""",
-    f"""CREATE TABLE `tabBin` ({ERPNEXT_COMMON}, item_code varchar(140), warehouse varchar(140),
-        actual_qty decimal(21,9) DEFAULT 0, reserved_qty decimal(21,9) DEFAULT 0,
-        ordered_qty decimal(21,9) DEFAULT 0, projected_qty decimal(21,9) DEFAULT 0)""",
-    f"""CREATE TABLE `tabSales Invoice` ({ERPNEXT_COMMON}, customer varchar(140),
-        customer_name varchar(140), posting_date date, due_date date,
-        grand_total decimal(21,9) DEFAULT 0, outstanding_amount decimal(21,9) DEFAULT 0,
-        status varchar(140), currency varchar(140), is_return int(1) DEFAULT 0)""",
-    f"""CREATE TABLE `tabPurchase Invoice` ({ERPNEXT_COMMON}, supplier varchar(140),
-        supplier_name varchar(140), posting_date date, due_date date, bill_no varchar(140),
-        grand_total decimal(21,9) DEFAULT 0, outstanding_amount decimal(21,9) DEFAULT 0,
-        status varchar(140), currency varchar(140), is_return int(1) DEFAULT 0)""",
-]
+FRAPPE_CHILD = "parent varchar(140), parentfield varchar(140), parenttype varchar(140)"
+INVOICE_FIELDS = {"posting_date": "Date", "due_date": "Date", "currency": "Link",
+                  "party_account_currency": "Link", "grand_total": "Currency",
+                  "base_grand_total": "Currency", "rounded_total": "Currency",
+                  "base_rounded_total": "Currency", "outstanding_amount": "Currency",
+                  "status": "Select", "is_return": "Check"}
+# doctype: (a child table, {field: Frappe type}) as in ERPNext 14 and 15.
+ERPNEXT_DOCTYPES: dict[str, tuple[bool, dict[str, str]]] = {
+    "Purchase Order": (False, {
+        "supplier": "Link", "supplier_name": "Data", "transaction_date": "Date", "schedule_date": "Date",
+        "status": "Select", "per_received": "Percent", "per_billed": "Percent", "grand_total": "Currency",
+        "currency": "Link", "company": "Link", "set_warehouse": "Link"}),
+    "Purchase Order Item": (True, {
+        "item_code": "Link", "item_name": "Data", "qty": "Float", "received_qty": "Float",
+        "rate": "Currency", "amount": "Currency", "schedule_date": "Date", "warehouse": "Link",
+        "uom": "Link"}),
+    "Sales Order": (False, {
+        "customer": "Link", "customer_name": "Data", "transaction_date": "Date", "delivery_date": "Date",
+        "status": "Select", "per_delivered": "Percent", "per_billed": "Percent", "grand_total": "Currency",
+        "currency": "Link", "set_warehouse": "Link"}),
+    "Sales Order Item": (True, {
+        "item_code": "Link", "item_name": "Data", "qty": "Float", "delivered_qty": "Float",
+        "rate": "Currency", "amount": "Currency", "delivery_date": "Date", "warehouse": "Link"}),
+    "Bin": (False, {
+        "item_code": "Link", "warehouse": "Link", "actual_qty": "Float", "reserved_qty": "Float",
+        "ordered_qty": "Float", "projected_qty": "Float"}),
+    "Sales Invoice": (False, {"customer": "Link", "customer_name": "Small Text", **INVOICE_FIELDS}),
+    "Purchase Invoice": (False, {"supplier": "Link", "supplier_name": "Data", "bill_no": "Data",
+                                 **INVOICE_FIELDS}),
+}
+
+
+@dataclass(frozen=True)
+class ErpnextVersion:
+    """What a version the ERPNext preset claims differs in, among the columns it reads."""
+
+    parent_columns_everywhere: bool = False  # Frappe 13 gives every table parent/parentfield/parenttype
+    field_types: dict[str, dict[str, str]] = field(default_factory=dict)  # doctype: {field: type}
+    partly_paid: str = "Partly Paid"  # the status of a partly paid invoice that is not yet due
+
+
+# "13" is 13.0 to 13.9, the most unlike 14: Sales Invoice `customer_name` became Small Text (text)
+# in 13.10, and invoices have the status 'Partly Paid' only from 13.12 on (before: 'Unpaid').
+# 15 reads like 14.
+ERPNEXT_VERSIONS = {
+    "13": ErpnextVersion(parent_columns_everywhere=True,
+                         field_types={"Sales Invoice": {"customer_name": "Data"}}, partly_paid="Unpaid"),
+    "14": ErpnextVersion(),
+    "15": ErpnextVersion(),
+}
+
+
+def erpnext_ddl(version: ErpnextVersion) -> list[str]:
+    tables = []
+    for doctype, (child, fields) in ERPNEXT_DOCTYPES.items():
+        types = fields | version.field_types.get(doctype, {})
+        columns = [FRAPPE_STANDARD]
+        if child or version.parent_columns_everywhere:
+            columns.append(FRAPPE_CHILD)
+        columns += [f"`{name}` {FRAPPE_COLUMN[kind]}" + (" DEFAULT 'Draft'" if name == "status" else "")
+                    for name, kind in types.items()]
+        tables.append(f"CREATE TABLE `tab{doctype}` ({', '.join(columns)})")
+    return tables
 
 
 def run(engine: sa.Engine, sql: str, rows: list[dict[str, Any]] | None = None) -> None:
@@ -165,16 +204,18 @@ def odoo(request: pytest.FixtureRequest) -> Iterator[tuple[str, sa.Engine]]:
         admin.dispose()
 
 
-@pytest.fixture
-def erpnext() -> Iterator[tuple[str, sa.Engine]]:
+@pytest.fixture(params=sorted(ERPNEXT_VERSIONS))
+def erpnext(request: pytest.FixtureRequest) -> Iterator[tuple[str, sa.Engine]]:
+    """An ERPNext database of one of the versions the preset claims (`engine.info["erpnext"]`)."""
     base = sa.make_url(server_url("mariadb"))
     db = f"ow_erpnext_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(base)
     run(admin, f"CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     url = base.set(database=db).render_as_string(hide_password=False) + "?charset=utf8mb4"
     engine = sa.create_engine(url)
-    for ddl in ERPNEXT_DDL:
+    for ddl in erpnext_ddl(ERPNEXT_VERSIONS[request.param]):
         run(engine, ddl)
+    engine.info = {"erpnext": request.param}  # type: ignore[attr-defined]
     try:
         yield url, engine
     finally:
@@ -325,6 +366,7 @@ def test_odoo_sales_stock_and_invoices(odoo: tuple[str, sa.Engine], tmp_path: Pa
 
 
 def fill_erpnext(engine: sa.Engine) -> None:
+    version = ERPNEXT_VERSIONS[engine.info["erpnext"]]  # type: ignore[attr-defined]
     m = datetime(2025, 3, 5, 16, 0, 0)  # the site's local time (Asia/Shanghai here)
     run(engine, """INSERT INTO `tabPurchase Order` (name, modified, modified_by, owner, docstatus,
         supplier, supplier_name, transaction_date, schedule_date, status, per_received, grand_total,
@@ -355,21 +397,47 @@ def fill_erpnext(engine: sa.Engine) -> None:
     run(engine, """INSERT INTO `tabBin` (name, modified, item_code, warehouse, actual_qty, reserved_qty,
         ordered_qty, projected_qty) VALUES ('bin1', :m, 'BOLT-M8', 'Stores - HD', 70, 20, 600, 650)""",
         [{"m": m}])
-    run(engine, """INSERT INTO `tabSales Invoice` (name, modified, modified_by, owner, docstatus, customer,
-        customer_name, posting_date, due_date, grand_total, outstanding_amount, status, currency) VALUES
-        ('ACC-SINV-2025-00001', :m, 'clerk@example.com', 'clerk@example.com', 1, 'CUST-0001',
-         'Beta Retail', '2025-03-02', '2025-04-01', 300, 100, 'Partly Paid', 'EUR')""", [{"m": m}])
-    run(engine, """INSERT INTO `tabPurchase Invoice` (name, modified, modified_by, owner, docstatus,
-        supplier, supplier_name, posting_date, due_date, bill_no, grand_total, outstanding_amount,
-        status, currency) VALUES
-        ('ACC-PINV-2025-00001', :m, 'clerk@example.com', 'clerk@example.com', 1, 'SUP-0007', '华东五金',
-         '2025-03-03', '2025-03-20', 'HD-8831', 1640, 1640, 'Overdue', 'CNY')""", [{"m": m}])
-    # A return to the supplier (a debit note): negative, status Return. Nothing to pay.
-    run(engine, """INSERT INTO `tabPurchase Invoice` (name, modified, modified_by, owner, docstatus,
-        supplier, supplier_name, posting_date, due_date, grand_total, outstanding_amount, status,
-        currency, is_return) VALUES
-        ('ACC-PINV-RET-0001', :m, 'li.wei@example.com', 'li.wei@example.com', 1, 'SUP-0009', 'Acme',
-         '2025-03-01', '2025-03-01', -100, 0, 'Return', 'CNY', 1)""", [{"m": m}])
+    # Invoices as ERPNext leaves them: `outstanding_amount` is in the party account's currency and
+    # counts from the rounded total (grand totals are rounded to whole units unless rounding is off).
+    invoice = ("name, modified, modified_by, owner, docstatus, posting_date, due_date, currency, "
+               "party_account_currency, grand_total, base_grand_total, rounded_total, base_rounded_total, "
+               "outstanding_amount, status, is_return")
+    values = ", ".join(f":{c.strip()}" for c in invoice.split(","))
+    common = {"modified": m, "modified_by": "clerk@example.com", "owner": "clerk@example.com", "docstatus": 1,
+              "is_return": 0}
+    run(engine, f"INSERT INTO `tabSales Invoice` ({invoice}, customer, customer_name) VALUES ({values}, "
+                ":customer, :customer_name)", [
+        common | {"name": "ACC-SINV-2025-00001", "customer": "CUST-0001", "customer_name": "Beta Retail",
+                  "posting_date": "2025-03-02", "due_date": "2025-04-01", "currency": "EUR",
+                  "party_account_currency": "EUR", "grand_total": 300, "base_grand_total": 300,
+                  "rounded_total": 300, "base_rounded_total": 300, "outstanding_amount": 100,
+                  "status": version.partly_paid},
+        # In US dollars to a customer whose receivable account is in euros (the company's currency).
+        common | {"name": "ACC-SINV-2025-00002", "customer": "CUST-0002", "customer_name": "Gamma Inc",
+                  "posting_date": "2025-03-04", "due_date": "2025-04-03", "currency": "USD",
+                  "party_account_currency": "EUR", "grand_total": 110.4, "base_grand_total": 99.36,
+                  "rounded_total": 110, "base_rounded_total": 99, "outstanding_amount": 99,
+                  "status": "Unpaid"}])
+    run(engine, f"INSERT INTO `tabPurchase Invoice` ({invoice}, supplier, supplier_name, bill_no) VALUES "
+                f"({values}, :supplier, :supplier_name, :bill_no)", [
+        common | {"name": "ACC-PINV-2025-00001", "supplier": "SUP-0007", "supplier_name": "华东五金",
+                  "bill_no": "HD-8831", "posting_date": "2025-03-03", "due_date": "2025-03-20",
+                  "currency": "CNY", "party_account_currency": "CNY", "grand_total": 1640,
+                  "base_grand_total": 1640, "rounded_total": 1640, "base_rounded_total": 1640,
+                  "outstanding_amount": 1640, "status": "Overdue"},
+        # Rounded up: nothing of it is paid.
+        common | {"name": "ACC-PINV-2025-00002", "supplier": "SUP-0007", "supplier_name": "华东五金",
+                  "bill_no": "HD-8840", "posting_date": "2025-03-04", "due_date": "2025-03-20",
+                  "currency": "CNY", "party_account_currency": "CNY", "grand_total": 99.6,
+                  "base_grand_total": 99.6, "rounded_total": 100, "base_rounded_total": 100,
+                  "outstanding_amount": 100, "status": "Unpaid"},
+        # A return to the supplier (a debit note): negative, status Return. Nothing to pay.
+        common | {"name": "ACC-PINV-RET-0001", "modified_by": "li.wei@example.com",
+                  "owner": "li.wei@example.com", "supplier": "SUP-0009", "supplier_name": "Acme",
+                  "bill_no": None, "posting_date": "2025-03-01", "due_date": "2025-03-01", "currency": "CNY",
+                  "party_account_currency": "CNY", "grand_total": -100, "base_grand_total": -100,
+                  "rounded_total": -100, "base_rounded_total": -100, "outstanding_amount": 0,
+                  "status": "Return", "is_return": 1}])
 
 
 def test_erpnext_orders_with_items_stock_and_invoices(
@@ -416,9 +484,14 @@ def test_erpnext_orders_with_items_stock_and_invoices(
         "direction": "receivable", "counterparty": "Beta Retail", "customer": "Beta Retail",
         "status": "partially_paid", "issue_date": "2025-03-02", "due_date": "2025-04-01",
         "amount": 300, "paid_amount": 200, "currency": "EUR", "clerk": "clerk@example.com"}
+    dollars = sinv["ACC-SINV-2025-00002"].fields  # counted in the currency its outstanding amount is in
+    assert (dollars["status"], dollars["amount"], dollars["paid_amount"], dollars["currency"]) == (
+        "open", 99, 0, "EUR")
     bill = pinv["ACC-PINV-2025-00001"]
     assert (bill.entity, bill.fields["direction"], bill.fields["supplier"], bill.fields["status"]) == (
         "invoice", "payable", "华东五金", "open")
+    rounded = pinv["ACC-PINV-2025-00002"].fields
+    assert (rounded["status"], rounded["amount"], rounded["paid_amount"]) == ("open", 100, 0)
     assert pinv["ACC-PINV-RET-0001"].fields["status"] == "void"  # a Return is not an open invoice
     for conn in conns:
         conn.close()
