@@ -11,18 +11,19 @@ of a partition waited for ever, its alerts never fired, nothing said so:
 - the rebalance ended (`Worker ready`), yet one partition was never fetched
   again: its committed offset stayed behind the end of the partition.
 
-The second has a cause that can be repaired in place. Faust's fetch loop
-records a message as read once its hand-over ended, also when a rebalance cut
-the hand-over short; a loop that resumes after the seek to the committed
-offsets moves the read offset past them again, and every message re-fetched
-below it is dropped as already read. Where a partition's last messages were
-dropped so, no later message arrives to show the hole (orderwatch/consume.py
-repairs holes it is shown): Faust's read offset is at or past the committed
-offset, no message of the partition is in hand, and the committed offset
-stands still. After `reseek_after` seconds of that (15 s, or half the
-deadline) the worker seeks the partition back to its committed offset and
-says so; as seen in a scale-out test, the updates of a SIGKILLed worker's
-partitions then arrive in seconds, not after a fresh start.
+The second can mostly be repaired in place. Faust's fetch loop records a
+message as read once its hand-over ended, also when a rebalance cut the
+hand-over short, and a loop that resumes after the seek to the committed
+offsets moves the read offset past them again: every message re-fetched below
+it is dropped as already read. And after a SIGKILLed worker's partitions were
+taken over, a partition was left out of Faust's set of partitions to fetch,
+with no read offset at all. Where no later message arrives to show a hole
+(orderwatch/consume.py repairs holes it is shown), the messages wait. So when
+messages wait after a partition's committed offset, none of them is in hand
+and the committed offset stands still for `reseek_after` seconds (15 s, or
+half the deadline), the worker says so, puts the partition back in the set to
+fetch and seeks it to its committed offset: the survivor's updates then arrive
+in seconds, not after a fresh start.
 
 So a worker checks, every few seconds, outside table recovery, whether a
 rebalance has stayed unfinished, or the engine's input (the changes and derived
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.types import TP
 
 from orderwatch import metrics
 from orderwatch.topics import app_bootstrap
@@ -58,9 +60,10 @@ log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 5.0
 RESEEK_SECONDS = 15.0
-# Tests only: make the first resume after a rebalance hang ("resume"), stop fetching the
-# engine's input once the first rebalance ended ("fetch"), or count the engine's input as read
-# up to far past its end ("drop"), as Faust did in fault trials and tests.
+# Tests only, each as Faust did in fault trials and tests: make the first resume after a rebalance
+# hang ("resume"); once the first rebalance ended, never fetch the engine's input again ("fetch"),
+# leave it out of the set of partitions to fetch ("idle"), or count it as read up to far past its
+# end ("drop").
 STALL_ENV = "ORDERWATCH_TEST_STALL"
 
 
@@ -129,27 +132,38 @@ class Liveness:
                           f"{self.limit:.0f} s without being read")
 
     async def _reseek_dropped(self, waiting: dict[TopicPartition, int], now: float) -> None:
-        """Seek back the partitions whose waiting messages Faust dropped as already read."""
+        """Fetch again, from the committed offset, the partitions whose waiting messages Faust
+        hands over to nobody: none of them is in hand and the committed offset stands still."""
         consumer = self.app.consumer
-        read_offsets = getattr(consumer, "_read_offset", {})
         in_hand = {(m.tp.topic, m.tp.partition) for m in list(getattr(consumer, "_unacked_messages", ()))}
         seen, self._dropped = self._dropped, {}
         for tp, committed in waiting.items():
-            read = read_offsets.get(tp)
-            if read is None or read < committed or (tp.topic, tp.partition) in in_hand:
-                continue
+            if (tp.topic, tp.partition) in in_hand:
+                continue  # handed over: the agent is at work on it
             before = seen.get(tp)
             since = before[1] if before is not None and before[0] == committed else now
             if now - since < self.reseek_after:
                 self._dropped[tp] = (committed, since)
                 continue
-            log.warning("%s/%d: Faust counts offsets up to %d as read, but none after the committed offset %d "
-                        "was handled; reading again from %d", tp.topic, tp.partition, read, committed, committed)
-            metrics.INPUT_RESEEKS.inc()
-            try:
-                await consumer.seek(tp, committed)
-            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its new owner reads it
-                log.info("%s/%d: not sought back (%r)", tp.topic, tp.partition, exc)
+            await self._fetch_again(consumer, tp, committed, now - since)
+
+    async def _fetch_again(self, consumer: Any, tp: TopicPartition, committed: int, waited: float) -> None:
+        """Make Faust fetch a partition again from its committed offset: back in its set of
+        partitions to fetch, and its fetch and read offsets at the committed offset."""
+        read = getattr(consumer, "_read_offset", {}).get(tp)
+        active = getattr(consumer, "_active_partitions", None)
+        fetching = active is None or tp in active
+        log.warning("%s/%d: messages after the committed offset %d have waited %.0f s and Faust hands none over "
+                    "(its read offset: %s; %s); fetching again from %d", tp.topic, tp.partition, committed, waited,
+                    read, "fetching" if fetching else "not fetching", committed)
+        metrics.INPUT_RESEEKS.inc()
+        try:
+            faust_tp = TP(tp.topic, tp.partition)  # Faust's own sets hold only its TP type
+            getattr(consumer, "_buffered_partitions", set()).discard(faust_tp)
+            consumer.resume_partitions({faust_tp})
+            await consumer.seek(faust_tp, committed)
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its new owner reads it
+            log.info("%s/%d: not fetched again (%r)", tp.topic, tp.partition, exc)
 
     def _stalled(self, reason: str, what: str) -> None:
         metrics.WORKER_RESTARTS.labels(reason).inc()
@@ -223,12 +237,27 @@ def watch(worker: Worker) -> Liveness:
 
         liveness.settled = drop_reads
 
+    elif stall == "idle":
+
+        def leave_out() -> None:
+            held = {tp for tp in app.consumer.assignment() if tp.topic == settings.changes_topic}
+            app.consumer._get_active_partitions().difference_update(held)  # type: ignore[attr-defined]
+            print(f"{STALL_ENV}: {len(held)} partition(s) of the changes topic are left out of the fetch on purpose",
+                  file=sys.stderr, flush=True)
+
+        liveness.settled = leave_out
+
     elif stall == "fetch":
 
         def stop_fetching() -> None:
-            paused = {tp for tp in app.consumer.assignment() if tp.topic == settings.changes_topic}
-            app.consumer.pause_partitions(paused)
-            print(f"{STALL_ENV}: {len(paused)} partition(s) of the changes topic are not fetched on purpose",
+            consumer: Any = app.consumer
+            active = consumer._get_active_partitions
+
+            def without_changes() -> set[Any]:
+                return {tp for tp in active() if tp.topic != settings.changes_topic}
+
+            consumer._get_active_partitions = without_changes
+            print(f"{STALL_ENV}: the partitions of the changes topic are not fetched on purpose",
                   file=sys.stderr, flush=True)
 
         liveness.settled = stop_fetching

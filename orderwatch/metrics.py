@@ -54,8 +54,8 @@ TICK_SECONDS = Histogram(
 )
 INPUT_RESEEKS = Counter(
     "orderwatch_input_reseeks_total",
-    "Partitions of the engine's input sought back to their committed offset: Faust had counted "
-    "messages as read that were never handled, and none followed to show the hole",
+    "Partitions of the engine's input fetched again from their committed offset: Faust handed "
+    "their waiting messages to nobody, and no later message showed a hole",
 )
 INPUT_REFETCHED = Counter(
     "orderwatch_input_refetched_total",

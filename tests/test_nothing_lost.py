@@ -254,16 +254,19 @@ def test_a_worker_that_faust_never_resumes_starts_afresh(broker: Any, app_id: st
     assert log.count("hangs on purpose") == 1, "the fresh process resumes normally"
 
 
-def test_input_faust_counts_as_read_but_never_handed_over_is_read_again(broker: Any, app_id: str, tmp_path: Path,
-                                                                       spawn: Any) -> None:
-    """Faust's read offset of the changes topic's partitions ends up past their end (as after a
-    rebalance that cut a hand-over short): every message is dropped as already read and none shows
-    a hole. The worker seeks those partitions back to their committed offsets, without a fresh start."""
-    proc, db, keys = _overdue_after_stall(spawn, broker, app_id, tmp_path, "drop", "past their end on purpose")
+@pytest.mark.parametrize("stall, said", [("drop", "past their end on purpose"),
+                                         ("idle", "left out of the fetch on purpose")])
+def test_input_faust_hands_over_to_nobody_is_fetched_again(broker: Any, app_id: str, tmp_path: Path, spawn: Any,
+                                                           stall: str, said: str) -> None:
+    """Faust counts the changes topic's partitions as read past their end (as after a rebalance
+    that cut a hand-over short), or leaves them out of its fetch (as after a takeover): messages
+    wait and none shows a hole. The worker fetches them again from their committed offsets, in
+    place, without a fresh start."""
+    proc, db, keys = _overdue_after_stall(spawn, broker, app_id, tmp_path, stall, said)
     _wait_until_all_stored(db, keys)
     log = proc.log_path.read_text(errors="replace")
-    assert "was handled; reading again from" in log, log[-3000:]
-    assert "starts afresh" not in log, "sought back in place, not restarted"
+    assert "Faust hands none over" in log, log[-3000:]
+    assert "starts afresh" not in log, "fetched again in place, not restarted"
 
 
 def test_a_worker_that_stops_fetching_a_partition_starts_afresh(broker: Any, app_id: str, tmp_path: Path,
