@@ -215,6 +215,17 @@ class Evaluator:
     def rule(self, rule_id: str) -> Rule | None:
         return self._rules.get(rule_id) or self._retired.get(rule_id)
 
+    def held_as(self, rule_id: str, key: str) -> list[tuple[str, str]]:
+        """Where an alert of `rule_id` on `key` is kept: (the key of the state, its name in that
+        state's `firing`/`pending`). A per-line rule's alert `ORDER#LINE` is `rule#LINE` in its
+        order's state; for a rule not loaded (removed from the files), both readings, the entity's first."""
+        order, sep, number = key.rpartition(LINE_SEP)
+        own, of_line = (key, rule_id), (order, rule_id + LINE_SEP + number)
+        rule = self.rule(rule_id)
+        if not sep or (rule is not None and rule.per != "line"):
+            return [own]
+        return [of_line] if rule is not None else [own, of_line]
+
     # --- evaluation -----------------------------------------------------------
 
     def evaluate(self, states: Iterable[EntityState], now: float) -> list[AlertEvent]:

@@ -444,18 +444,20 @@ class Engine:
 
     async def not_firing(self, alerts: list[tuple[str, str, str]]) -> list[int] | None:
         """Of (rule, entity, key) alerts, the indexes of those this worker decides are over: their
-        entity is held on a partition it owns and the rule neither fires nor waits (`for:`) on it.
-        None while rebalancing. An entity not held (not resent yet) is not decided."""
+        entity (a line's: its order) is held on a partition it owns and the rule neither fires nor
+        waits (`for:`) on it. None while rebalancing. An entity not held (not resent yet) is not decided."""
         async with self._lock:  # no evaluation half-written: the tables say what was last decided
             active = self._active_partitions()
             if active is None:
                 return None
             over = []
             for i, (rule, entity, key) in enumerate(alerts):
-                state = self.get(f"{entity}:{key}")
-                if state is None or state["p"] not in active:
+                held = next(((state, name) for state_key, name in self.evaluator.held_as(rule, key)
+                             if (state := self.get(f"{entity}:{state_key}")) is not None), None)
+                if held is None or held[0]["p"] not in active:
                     continue
-                if rule not in state["firing"] and rule not in state.get("pending", {}):
+                state, name = held
+                if name not in state["firing"] and name not in state.get("pending", {}):
                     over.append(i)
             return over
 

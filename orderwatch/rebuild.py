@@ -10,8 +10,9 @@ engine rebuilds every entity from it. An alert still open in the store from
 before the reset is then decided per entity, on this worker's partitions:
 fired again by the rebuilt engine → the same episode goes on (the store keeps
 its start and acknowledgement); the entity was resent and the rule does not
-fire (nor wait on `for:`) → resolved. An entity never resent (deleted from the
-source while the broker was down) keeps its alert open until someone resolves it.
+fire (nor wait on `for:`) → resolved. A line's alert (ORDER#LINE) is decided on its
+order's state. An entity never resent (deleted from the source while the broker
+was down) keeps its alert open until someone resolves it.
 """
 
 from __future__ import annotations

@@ -83,6 +83,19 @@ def test_a_reload_without_the_rule_resolves_the_lines_alerts() -> None:
         new.close()
 
 
+def test_a_line_alert_is_looked_up_in_its_orders_state() -> None:
+    """Where a rebuilt worker looks for an open alert (orderwatch/rebuild.py): a line's alert in its
+    order's state; for a rule no longer in the files, the entity's own state first, then the order's."""
+    evaluator = Evaluator(load_rules([EXAMPLE, REPO / "rules" / "delays.yaml"]), name="lines-held")
+    try:
+        assert evaluator.held_as("po-line-short-received", "PO-9#10") == [("PO-9", "po-line-short-received#10")]
+        assert evaluator.held_as("po-delivery-overdue", "PO#9") == [("PO#9", "po-delivery-overdue")]
+        assert evaluator.held_as("gone", "PO-9") == [("PO-9", "gone")]
+        assert evaluator.held_as("gone", "PO-9#10") == [("PO-9#10", "gone"), ("PO-9", "gone#10")]
+    finally:
+        evaluator.close()
+
+
 def test_per_line_mistakes_are_reported_with_their_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("""\
