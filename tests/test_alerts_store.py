@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -189,6 +190,21 @@ def test_a_batch_of_thousands_is_applied_in_one_go(store_url: str) -> None:
     assert len(store.list(state="firing")) == 3000
     found, missing = store.resolve_ids([events[0].fingerprint[:8], "zzzz"])
     assert found == [events[0].fingerprint] and missing == ["zzzz"]
+
+
+def test_texts_and_values_come_back_as_they_were_stored(store_url: str) -> None:
+    # JSON columns are written by orjson, and by the json module where orjson refuses a value.
+    store = AlertStore(store_url)
+    facts = {"texts": {"summary": {"zh": "采购单 {key}（{supplier}）已逾期", "en": "PO {key} is late"}},
+             "values": {"supplier": "华东五金 \"Huadong\"", "amount": 1234.5, "qty": 7}}
+    plain = replace(event("PO-1"), labels={"supplier": "深圳电子"}, facts=facts)
+    huge = replace(event("PO-2"), facts={"values": {"seq": 2**70, "note": "过大的整数"}})
+    assert len(store.apply([plain, huge])) == 2
+    kept = {a.key: a for a in store.list()}
+    assert kept["PO-1"].facts == facts and kept["PO-1"].labels == {"supplier": "深圳电子"}
+    assert kept["PO-2"].facts == {"values": {"seq": 2**70, "note": "过大的整数"}}
+    (entry,) = store.events(plain.fingerprint)
+    assert entry.detail == {"summary": "PO PO-1 is 9 days late", "severity": "warning"}
 
 
 def test_history_times_are_utc(store_url: str) -> None:
