@@ -322,7 +322,10 @@ async def pipeline_run(broker_url: str, bootstrap: str, records: list[ChangeReco
     argv = [str(Path(sys.executable).parent / "orderwatch"), "worker", "--broker", broker_url,
             "--app-id", app_id, "--datadir", str(datadir), "--web-port", str(port),
             "--tick", "1", "--store", f"sqlite:///{db}"]
-    worker = Child(argv, tmp / f"{app_id}.log", {"ORDERWATCH_CONSOLE": "false"})
+    # The `orderwatch` script imports the installed package, which may be another checkout (an
+    # editable install of the main one): the worker runs this checkout's code, as the bench does.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    worker = Child(argv, tmp / f"{app_id}.log", {"ORDERWATCH_CONSOLE": "false", "PYTHONPATH": path})
     log(f"run {run}: worker pid {worker.proc.pid}, http://127.0.0.1:{port}/metrics")
     try:
         rate = await throughput(worker, port, len(records), alerts)
