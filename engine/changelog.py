@@ -42,7 +42,13 @@ MARKER_KEY = "__orderwatch_marker__"
 
 
 def _json(value: Any) -> bytes:
-    # orjson: the changelog is written once per touched state, on the hot path.
+    # orjson: the changelog is written once per touched state, on the hot path. Keys are strings
+    # but for rare derived values; orjson's option for other keys doubles its time, so it is
+    # used only when the plain call refuses a key.
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        pass
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:

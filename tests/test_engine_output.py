@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from engine.changelog import MARKER_KEY, Output
+from engine.changelog import MARKER_KEY, Output, _json
 from orderwatch.broker import EmbeddedBroker
 from orderwatch.sizes import MAX_MESSAGE_BYTES, pack
 from tests.test_connectors_kit import make_topics, new_settings, read_topic
@@ -21,6 +21,14 @@ def test_pack_keeps_order_and_sets_aside_what_cannot_fit() -> None:
     assert oversized == [2, 4]  # 99 + 2 brackets > 100
     assert messages == [[0, 1], [3, 5]]  # 2 + 40 + 1 + 40 = 83; a third would not fit
     assert pack([], limit=100) == ([], [])
+
+
+def test_states_are_written_whatever_their_keys_and_numbers() -> None:
+    # The usual state (string keys) takes orjson's fast path; the rest still gets written.
+    state = {"entity": "stock", "key": "SKU-1@WH1", "fields": {"on_hand": 5.0, "名称": "螺丝"}, "firing": {}}
+    assert json.loads(_json(state)) == state
+    assert json.loads(_json({"index": {7: "x", "by_day": {20261206: 2}}})) == {"index": {"7": "x", "by_day": {"20261206": 2}}}
+    assert json.loads(_json({"total": 2**70, 3: None})) == {"total": float(2**70), "3": None}
 
 
 async def changelog(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
