@@ -198,7 +198,7 @@ def test_input_the_consumer_skips_is_read_again(broker: Any, app_id: str, tmp_pa
         proc = subprocess.Popen([sys.executable, str(script), "worker", "-l", "warn"], stdout=sink,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        wait_for(lambda: handled() == [0], 60, "the first message handled")
+        wait_for(lambda: handled() == [0], 120, "the first message handled")  # a Faust start under load
         asyncio.run(send(range(1, 30)))  # the consumer now sits at offset 10: 1-9 were skipped
         wait_for(lambda: set(range(30)) <= set(handled()), 60, "every message handled")
     finally:
