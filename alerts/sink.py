@@ -85,7 +85,7 @@ class AlertSink:
                 await self.deliverer.close()
 
     async def _consume(self, stream: Any) -> None:
-        await consume(stream, 500, 0.02, self._store_batch, "alert sink",
+        await consume(stream, 500, self.settings.batch_wait, self._store_batch, "alert sink",
                       stopping=lambda: bool(self.app.should_stop))
 
     async def _store_batch(self, batch: list[Any]) -> None:

@@ -398,7 +398,12 @@ def compile_entity(entity: str, rules: list[Rule]) -> EntityProgram:
         if open_time is True:
             needs.unguarded.add(rule.id)
         elif open_time is not False:
-            definitions[GUARD + rule.id] = _definition(_bounded(rule, _Compiler(needs, rule.id).cond(open_time)))
+            expr = _Compiler(needs, rule.id).cond(open_time)
+            flips = [f for f, ids in needs.flips.items() if rule.id in ids]
+            if flips and not any(f.line for f in flips):
+                # A fact with none of the rule's times has no deadline for it: no need to match.
+                expr = _one("$and", [expr, _one("$or", [{"$ex": {p: 1}} for p in sorted({f.prop for f in flips})])])
+            definitions[GUARD + rule.id] = _definition(_bounded(rule, expr))
     if problems:
         raise SourceError(problems)
     if needs.size() > MAX_FACT_PROPERTIES:

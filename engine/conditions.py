@@ -88,8 +88,14 @@ class ChangeSpec:
     @property
     def key(self) -> str:
         """The fact property holding the time of the latest such change."""
-        digest = hashlib.sha1(repr((self.fields, self.by_op, self.by)).encode()).hexdigest()[:8]
-        return f"chg_{digest}__t"
+        key = _CHANGE_KEYS.get(self)
+        if key is None:  # read for every fact built: hashed once per spec
+            digest = hashlib.sha1(repr((self.fields, self.by_op, self.by)).encode()).hexdigest()[:8]
+            key = _CHANGE_KEYS[self] = f"chg_{digest}__t"
+        return key
+
+
+_CHANGE_KEYS: dict[ChangeSpec, str] = {}
 
 
 @dataclass(frozen=True, slots=True)

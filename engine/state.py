@@ -63,7 +63,8 @@ class EntityState(TypedDict):
     index: NotRequired[dict[str, Any]]
 
 
-def new_state(record: ChangeRecord, partition: int) -> EntityState:
+def new_state(record: ChangeRecord, partition: int, ts: str | None = None) -> EntityState:
+    """An empty state for the record's entity (`ts`: the record's time as text, if known)."""
     return EntityState(
         entity=record.entity,
         key=record.key,
@@ -73,7 +74,7 @@ def new_state(record: ChangeRecord, partition: int) -> EntityState:
         history=[],
         firing={},
         due=None,
-        ts=record.ts.isoformat(),
+        ts=record.ts.isoformat() if ts is None else ts,
         deleted=False,
     )
 
@@ -136,13 +137,14 @@ def apply_record(
 ) -> EntityState | None:
     """Merge one record into a state; None when the record is a replay (not newer)."""
     first = state is None
+    ts = record.ts.isoformat()  # one string for the state and its history entry
     if state is None:
-        state = new_state(record, partition)
+        state = new_state(record, partition, ts)
     elif not is_newer(record.seq, state["seqs"].get(record.source)):
         return None
     state["seqs"][sys.intern(record.source)] = record.seq
     state["p"] = partition
-    state["ts"] = ts = record.ts.isoformat()  # one string for the state and its history entry
+    state["ts"] = ts
     if record.op == "delete":
         changed = {k: [v, None] for k, v in state["fields"].items()}
         state["deleted"] = True

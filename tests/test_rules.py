@@ -140,6 +140,8 @@ def test_time_comparisons_wake_an_entity_only_while_the_rest_of_their_rule_can_h
         {"$or": [{"$nex": {"received_qty": 1}}, {"$lte": {"received_qty": 0}}]},
         {"$or": [{"$nex": {"lines": 1}}, {"$iall": {"lines": {"$or": [
             {"$nex": {"$i.received_qty": 1}}, {"$lte": {"$i.received_qty": 0}}]}}}]},
+        # Without an expected date there is no deadline to wake for: the guard need not match.
+        {"$ex": {"expected_date__t": 1}},
     ]}}]}
     ev = Evaluator(load_rules([REPO / "rules" / "delays.yaml"]), name="guards")
     open_po = apply_record(None, record("PO-1", 1, status="open", expected_date="2025-03-20", buyer="b"), 0)
