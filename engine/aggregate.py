@@ -152,21 +152,23 @@ def contributions(state: EntityState) -> list[Contribution]:
     mine = _views_fed_by(state["entity"])
     if not mine:
         return []
+    now = [] if state["deleted"] else [(view, view.contribute(state)) for view in mine]
+    before = _before(state)
+    then = [] if before is None else [(view, view.contribute(before)) for view in mine]
+    if not any(shares for _, shares in now) and not any(shares for _, shares in then):
+        return []  # most orders: nothing to contribute, nothing to retract (checked per record)
     source = f"{state['entity']}:{state['key']}"
     version, ts = dict(state["seqs"]), state["ts"]
     out: dict[str, Contribution] = {}
-    if not state["deleted"]:
-        for view in mine:
-            for key, values in view.contribute(state).items():
-                c = Contribution(view.entity, key, source, version, ts, values)
-                out[c.entity_key] = c
-    before = _before(state)
-    if before is not None:
-        for view in mine:
-            for key in view.contribute(before):
-                ek = f"{view.entity}:{key}"
-                if ek not in out:
-                    out[ek] = Contribution(view.entity, key, source, version, ts, None)
+    for view, shares in now:
+        for key, values in shares.items():
+            c = Contribution(view.entity, key, source, version, ts, values)
+            out[c.entity_key] = c
+    for view, shares in then:
+        for key in shares:
+            ek = f"{view.entity}:{key}"
+            if ek not in out:
+                out[ek] = Contribution(view.entity, key, source, version, ts, None)
     return [out[ek] for ek in sorted(out)]
 
 

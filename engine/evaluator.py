@@ -9,8 +9,9 @@ new Evaluator; states carry over as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
 from engine import aggregate
@@ -86,8 +87,8 @@ class Prepared:
     # The earliest instant its next deadline can be, known before matching (see Simulation).
     hint: float | None = None
     later: float | None = None  # when instant-dependent derived fields change next
-    matched: set[str] = field(default_factory=set)
-    lines: list[Prepared] = field(default_factory=list)  # its lines, for per-line rules
+    matched: AbstractSet[str] = frozenset()  # the rules its fact satisfies, known after matching
+    lines: Sequence[Prepared] = ()  # its lines, for per-line rules
 
 
 def _relevant_fields(program: EntityProgram) -> frozenset[str] | None:
@@ -139,6 +140,12 @@ def _line_states(order: EntityState) -> list[EntityState]:
         seen.add(number)
         out.append(_line_state(order, number, line))
     return out
+
+
+def _of_lines(state: EntityState) -> bool:
+    """Whether a state holds alerts (firing or pending) of per-line rules."""
+    firing, pending = state["firing"], state.get("pending")
+    return bool(firing or pending) and any(LINE_SEP in r for r in (*firing, *(pending or ())))
 
 
 def _split(state: EntityState) -> tuple[tuple[dict[str, float], dict[str, float]],
@@ -230,11 +237,11 @@ class Evaluator:
 
     def evaluate(self, states: Iterable[EntityState], now: float) -> list[AlertEvent]:
         """Re-evaluate states at `now` (epoch seconds); mutate firing/pending/due; return transitions."""
-        return self.complete([self.prepare(state, now) for state in states])
+        return self.complete([self.prepare(state, now, hints=False) for state in states])
 
     def evaluate_at(self, items: Iterable[tuple[EntityState, float]]) -> list[AlertEvent]:
         """Like evaluate, each state at its own instant (a backtest batches records of different times)."""
-        return self.complete([self.prepare(state, now) for state, now in items])
+        return self.complete([self.prepare(state, now, hints=False) for state, now in items])
 
     def matters(self, state: EntityState, changed: Iterable[str] | None) -> bool:
         """Whether a change to these fields can change what the rules say about this state.
@@ -251,28 +258,31 @@ class Evaluator:
         relevant = self._relevant[entity]
         return relevant is None or not relevant.isdisjoint(changed)
 
-    def prepare(self, state: EntityState, now: float) -> Prepared:
+    def prepare(self, state: EntityState, now: float, hints: bool = True) -> Prepared:
         """Build the fact of a state at `now` (a snapshot: the state may change before `complete`);
-        with per-line rules for its entity, one for each of its lines too (`Prepared.lines`)."""
+        with per-line rules for its entity, one for each of its lines too (`Prepared.lines`).
+        `hints`: also work out `Prepared.hint` (what a simulation needs; evaluating does not)."""
         program = self.programs.get(state["entity"])
         if program is None or state["deleted"]:
             item = Prepared(state, now, None, None, {}, ())
         else:
-            item = self._prepare(program, state, state["fields"], now)
+            item = self._prepare(program, state, state["fields"], now, hints)
         if state["entity"] in self.line_programs and not state["deleted"]:
-            item.lines = [self._prepare_line(line, now) for line in _line_states(state)]
-            hints = [x for x in (item.hint, *(line.hint for line in item.lines)) if x is not None]
-            item.hint = min(hints) if hints else None
+            item.lines = [self._prepare_line(line, now, hints) for line in _line_states(state)]
+            if hints:
+                known = [x for x in (item.hint, *(line.hint for line in item.lines)) if x is not None]
+                item.hint = min(known) if known else None
         return item
 
-    def _prepare_line(self, line: EntityState, now: float) -> Prepared:
+    def _prepare_line(self, line: EntityState, now: float, hints: bool) -> Prepared:
         """A line's fact (its firing is filled in by `complete`)."""
         program = self.line_programs.get(line["entity"])
         if program is None or line["deleted"]:
             return Prepared(line, now, None, None, {}, ())
-        return self._prepare(program, line, line["fields"], now)
+        return self._prepare(program, line, line["fields"], now, hints)
 
-    def _prepare(self, program: EntityProgram, state: EntityState, fields: dict[str, Any], now: float) -> Prepared:
+    def _prepare(self, program: EntityProgram, state: EntityState, fields: dict[str, Any], now: float,
+                 hints: bool) -> Prepared:
         if program.entity in self._derived:
             fields = {**fields, **aggregate.at_now(state, now)}
         if "key" not in fields and "key" in program.spec.values:
@@ -280,12 +290,12 @@ class Evaluator:
         # A snapshot only where changes are read (the state may change before `complete`).
         history = tuple(state["history"]) if program.spec.changes else ()
         fact = build_fact(program.spec, fields, history, now)
+        later = aggregate.next_change(state, now) if program.entity in self._derived else None
+        if not hints:  # `complete` works out the deadline once the fact is matched
+            return Prepared(state, now, program, fact, fields, history, later=later)
         due = next_flip(program.spec, fact, now)  # every comparison: exact once matched (complete)
-        later = None
-        if program.entity in self._derived:
-            later = aggregate.next_change(state, now)
-            if later is not None and (due is None or later < due):
-                due = later
+        if later is not None and (due is None or later < due):
+            due = later
         hint = due
         wait = self._min_for.get(program.entity)
         if wait is not None:  # a `for:` deadline comes at the earliest `wait` after it starts to hold
@@ -314,7 +324,7 @@ class Evaluator:
                 self._match_patterns(programs[entity], facts)  # type: ignore[arg-type]
             spec = programs[entity].spec
             for item, rules in zip(group, self._matchers[entity].match(facts)):  # type: ignore[arg-type]
-                guards = {r for r in rules if r.startswith(GUARD)}
+                guards = {r for r in rules if r.startswith(GUARD)} if rules else rules
                 item.matched = rules - guards if guards else rules
                 # Time comparisons of rules that cannot hold now need not wake the entity up.
                 flip = next_flip(spec, item.fact, item.now, guards)  # type: ignore[arg-type]
@@ -324,7 +334,7 @@ class Evaluator:
         events: list[AlertEvent] = []
         for item in prepared:
             state = item.state
-            if not item.lines and not any(LINE_SEP in r for r in (*state["firing"], *state.get("pending", {}))):
+            if not item.lines and not _of_lines(state):
                 events.extend(self._apply(item))
                 continue
             # The order's own alerts, then each line's; the lines' are kept in the order's state
@@ -376,7 +386,7 @@ class Evaluator:
                 if n.field in fact:
                     fact[n.prop] = n.prop in hits
 
-    def _transitions(self, state: EntityState, matched: set[str], fact: dict[str, Any] | None,
+    def _transitions(self, state: EntityState, matched: AbstractSet[str], fact: dict[str, Any] | None,
                      fields: dict[str, Any], history: tuple[Any, ...], now: float) -> list[AlertEvent]:
         firing = state["firing"]
         if not matched and not firing and "pending" not in state:

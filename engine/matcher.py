@@ -111,12 +111,16 @@ _MARK = f"\u0000orderwatch-number-{secrets.token_hex(8)}-"
 # A number token with an exponent and no point, as orjson writes one (`:1e+16`, `,-1e-05]`). Text
 # inside a string can look like it too: then the facts themselves are looked at.
 _SUSPECT = re.compile(r"[:,\[]-?[0-9]+e")
+# Its cheap forerunner: an exponent at all (a literal-led pattern is searched for, not tried at
+# every character: a third of _SUSPECT's time on facts, which rarely hold one).
+_EXPONENT = re.compile(r"e[-+]?[0-9]")
 
 
 def _payload(facts: list[dict[str, Any]]) -> str:
     """The facts as durable_rules reads them (and survives)."""
     payload = _dumps(facts)
-    if _SUSPECT.search(payload) is None or not any(_exponent(fact) for fact in facts):
+    if (_EXPONENT.search(payload) is None or _SUSPECT.search(payload) is None
+            or not any(_exponent(fact) for fact in facts)):
         return payload
     numbers: list[str] = []
     payload = _dumps([_marked(fact, numbers) for fact in facts])

@@ -110,6 +110,8 @@ class StockView:
 
     def contribute(self, state: EntityState) -> dict[str, dict[str, Any]]:
         fields, entity = state["fields"], state["entity"]
+        if entity != "inventory" and not fields.get("sku") and not fields.get("lines"):
+            return {}  # most orders in most ERPs: a header without a SKU projects nothing (as _flows says)
         status = str(fields.get("status") or "").lower()
         if entity == "inventory":
             key = stock_key(fields.get("sku"), fields.get("warehouse"))
