@@ -189,7 +189,8 @@ class Engine:
                 before.setdefault(ek, (ek in touched, touched.get(ek)))
                 touched[ek] = fresh[ek] = state
                 merged.setdefault(ek, []).append(record)
-                staged.extend((ek, p, doc) for p, doc in mine)
+                if mine:
+                    staged.extend((ek, p, doc) for p, doc in mine)
             if not fresh:
                 continue
             events, failed = self._evaluate(fresh, now)
@@ -335,23 +336,28 @@ class Engine:
             ek: (None if s["deleted"] and not s["firing"] else s) for ek, s in states.items()
         }
         await self.output.write_states(table.changelog_topic.get_topic_name(), partition, writes)
-        data = table.data
-        held = _readable(data)
-        key_partition = getattr(data, "_key_partition", None)
+        held = _readable(table.data)  # the memory store's dict: what its own setitem writes to
+        key_partition = getattr(table.data, "_key_partition", None)
+        push = self.schedule.push
+        tracked: dict[str, int] = {}  # entity → entities added less removed (one metric update each)
         for ek, value in writes.items():
             existed = isinstance(held.get(ek), dict)
             if value is None:
-                data.pop(ek, None)
+                held.pop(ek, None)
                 if existed:
-                    metrics.ENTITIES_TRACKED.labels(ek.split(":", 1)[0]).dec()
+                    entity = ek.split(":", 1)[0]
+                    tracked[entity] = tracked.get(entity, 0) - 1
                 continue
-            data[ek] = value
+            held[ek] = value
             if key_partition is not None:
                 # Lets Faust's memory store drop this key when the partition moves away.
                 key_partition[ek] = partition
             if not existed:
-                metrics.ENTITIES_TRACKED.labels(value["entity"]).inc()
-            self.schedule.push(partition, value["due"], ek)
+                tracked[value["entity"]] = tracked.get(value["entity"], 0) + 1
+            push(partition, value["due"], ek)
+        for entity, n in tracked.items():
+            if n:
+                metrics.ENTITIES_TRACKED.labels(entity).inc(n)
         metrics.DEADLINES_PENDING.set(self.schedule.pending())
 
     # --- the time path ------------------------------------------------------
