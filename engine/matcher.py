@@ -73,6 +73,8 @@ class Matcher:
             index[fid] = i
         out: list[set[str]] = [set() for _ in facts]
         payload = _payload(facts)
+        # Retracting finds a fact by its id and session alone: the facts need not be read again.
+        ids = '[{"id":"' + '","sid":"0"},{"id":"'.join(index) + '","sid":"0"}]'
         for handle in self._handles:
             code, state_handle = dre.assert_facts(handle, payload)
             if code == 2:
@@ -80,7 +82,7 @@ class Matcher:
             try:
                 self._drain(handle, state_handle, index, out)
             finally:
-                dre.retract_facts(handle, payload)
+                dre.retract_facts(handle, ids)
         return out
 
     def close(self) -> None:

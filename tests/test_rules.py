@@ -3,6 +3,7 @@ every operator, templates, `for:` and escalation."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 
 from engine.compiler import compile_rules
 from engine.evaluator import Evaluator
+from engine.matcher import Matcher
 from engine.rules import load_rules
 from engine.state import EntityState, apply_record
 from orderwatch.alert import AlertEvent
@@ -127,6 +129,20 @@ def test_negated_patterns_are_decided_by_durable_rules_in_a_first_pass(tmp_path:
     assert neg.pattern.text == ".*加急.*"
     assert program.rulesets[0]["not-urgent"] == {"all": [{"m": {"$and": [
         {"$ex": {"now__t": 1}}, {"$or": [{"$nex": {"note": 1}}, {neg.prop: False}]}]}}]}
+
+
+def test_a_batch_of_facts_leaves_nothing_behind_in_durable_rules() -> None:
+    # After each batch the facts are retracted (by id and session): durable_rules refuses a
+    # fact id it still holds, so the same ids asserted again prove the first batch is gone.
+    matcher = Matcher("leftovers", ({"open": {"all": [{"m": {"$and": [
+        {"$ex": {"now__t": 1}}, {"status": "open"}]}}]}},))
+    try:
+        facts = [{"now__t": 1.0, "status": status} for status in ("open", "closed", "open")]
+        assert matcher.match([dict(f) for f in facts]) == [{"open"}, set(), {"open"}]
+        matcher._ids = itertools.count()  # the same fact ids again
+        assert matcher.match([dict(f) for f in facts]) == [{"open"}, set(), {"open"}]
+    finally:
+        matcher.close()
 
 
 def test_time_comparisons_wake_an_entity_only_while_the_rest_of_their_rule_can_hold() -> None:
