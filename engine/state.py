@@ -74,7 +74,7 @@ def new_state(record: ChangeRecord, partition: int, ts: str | None = None) -> En
         history=[],
         firing={},
         due=None,
-        ts=record.ts.isoformat() if ts is None else ts,
+        ts=record.ts_text() if ts is None else ts,
         deleted=False,
     )
 
@@ -139,7 +139,7 @@ def apply_record(
 ) -> EntityState | None:
     """Merge one record into a state; None when the record is a replay (not newer)."""
     first = state is None
-    ts = record.ts.isoformat()  # one string for the state and its history entry
+    ts = record.ts_text()  # one string for the state and its history entry
     if state is None:
         state = new_state(record, partition, ts)
     elif not is_newer(record.seq, state["seqs"].get(record.source)):

@@ -87,6 +87,13 @@ class ChangeRecord:
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     changed: Mapping[str, tuple[Any, Any]] | None = None
     actor: str | None = None
+    # `ts` as ISO text when the record was read from text already so written (see ts_text). Not
+    # on the wire: orjson leaves out fields named with a leading underscore.
+    _ts_text: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    def ts_text(self) -> str:
+        """`ts` as `datetime.isoformat` writes it (the text read, when it was written so)."""
+        return self._ts_text or self.ts.isoformat()
 
     @property
     def entity_key(self) -> str:
@@ -133,7 +140,10 @@ class ChangeRecord:
         if actor is not None and not isinstance(actor, str):
             raise InvalidRecord("actor", "must be a string")
         # Positional: a call with keywords costs a third more, once per record read.
-        return cls(data["source"], entity, data["key"], op, ts, seq, fields, changed, actor)
+        record = cls(data["source"], entity, data["key"], op, ts, seq, fields, changed, actor)
+        if _as_isoformat_writes(data["ts"], ts):
+            record._ts_text = data["ts"]  # formatting it again costs a record's reading twice
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN.md §1."""
@@ -151,6 +161,22 @@ class ChangeRecord:
         if self.actor is not None:
             out["actor"] = self.actor
         return out
+
+
+def _as_isoformat_writes(text: Any, parsed: datetime) -> bool:
+    """Whether `text`, read as `parsed`, is what `parsed.isoformat()` writes: the shape
+    YYYY-MM-DDTHH:MM:SS[.ffffff]±HH:MM, six fraction digits only when not zero, no -00:00."""
+    if type(text) is not str:
+        return False
+    size = len(text)
+    if size == 25:
+        tz = 19
+    elif size == 32 and text[19] == "." and parsed.microsecond:
+        tz = 26
+    else:
+        return False
+    return (text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":" and text[16] == ":"
+            and text[tz] in "+-" and text[tz + 3] == ":" and text[tz:] != "-00:00")
 
 
 def seq_problem(seq: Any) -> str | None:

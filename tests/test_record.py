@@ -11,6 +11,7 @@ from types import MappingProxyType
 import orjson
 import pytest
 
+from engine.state import apply_record
 from orderwatch.record import ChangeRecord, DeadLetter, decode_message, encode_batch
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -39,6 +40,21 @@ def test_a_batch_reads_back_as_the_records_that_were_published() -> None:
     assert dead == []
     assert decoded == records
     assert decoded[1].ts.utcoffset() == timedelta(hours=8)  # the source's offset is kept
+
+
+@pytest.mark.parametrize("text", [
+    "2025-03-05T09:30:00+00:00", "2025-03-05T17:30:01.000250+08:00", "2025-03-05T09:30:00-05:00",
+    # read, then written as isoformat writes them: the state keeps that text, not the source's
+    "2025-03-05T09:30:00Z", "2025-03-05T09:30:00-00:00", "2025-03-05T09:30:00.000000+00:00",
+    "2025-03-05 09:30:00+00:00", "2025-03-05T09:30:00.5+00:00", "2025-03-05T09:30:00,000250+00:00",
+    "20250305T093000+0000", "2025-03-05T09:30+00:00", "2025-03-05T09:30:00+05:30:15",
+])
+def test_a_records_time_is_kept_as_isoformat_writes_it(text: str) -> None:
+    (record,), _ = decode_message(json.dumps([_po("PO-1").to_dict() | {"ts": text}]))
+    assert record.ts == datetime.fromisoformat(text)
+    assert record.ts_text() == datetime.fromisoformat(text).isoformat()
+    state = apply_record(None, record, 0)
+    assert state is not None and state["ts"] == datetime.fromisoformat(text).isoformat()
 
 
 def test_absent_optional_fields_are_null_and_read_as_absent() -> None:
