@@ -140,7 +140,7 @@ class ChangeRecord:
         if actor is not None and not isinstance(actor, str):
             raise InvalidRecord("actor", "must be a string")
         # Positional: a call with keywords costs a third more, once per record read.
-        record = cls(data["source"], entity, data["key"], op, ts, seq, fields, changed, actor)
+        record = cls(data["source"], entity, data["key"], op, ts, data["seq"], fields, changed, actor)
         if _as_isoformat_writes(data["ts"], ts):
             record._ts_text = data["ts"]  # formatting it again costs a record's reading twice
         return record
