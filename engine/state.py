@@ -95,10 +95,10 @@ def _shared(value: Any) -> Any:
 
 
 def compact(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields with short texts shared (`_shared`, inlined: this runs for every field of every
-    record). Names need nothing: the JSON reader (orjson) already gives one object per name."""
-    intern, text = sys.intern, str
-    return {k: intern(v) if type(v) is text and len(v) <= 64 else v for k, v in fields.items()}
+    intern, text = sys.intern, str  # _shared, inlined: this runs for every field of every record
+    # Names too: orjson shares them, but records the json module read (NaN, numbers beyond 64
+    # bits; bench/rules.py reads all its records so) would keep copies of their own.
+    return {intern(k): intern(v) if type(v) is text and len(v) <= 64 else v for k, v in fields.items()}
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
