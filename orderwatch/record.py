@@ -122,10 +122,9 @@ class ChangeRecord:
             raise InvalidRecord("ts", "required, an ISO 8601 timestamp with offset")
         ts = parse_ts(data["ts"])
         seq = data.get("seq")
-        if type(seq) is not int or not SEQ_MIN <= seq <= SEQ_MAX:  # else: the usual cursor, fine
-            problem = seq_problem(seq)
-            if problem is not None:
-                raise InvalidRecord("seq", problem)
+        problem = seq_problem(seq)
+        if problem is not None:
+            raise InvalidRecord("seq", problem)
         fields = data.get("fields", {})
         if not isinstance(fields, dict):
             raise InvalidRecord("fields", "must be an object of field values")
@@ -181,6 +180,8 @@ def _as_isoformat_writes(text: Any, parsed: datetime) -> bool:
 
 def seq_problem(seq: Any) -> str | None:
     """Why `seq` cannot be a cursor, or None."""
+    if type(seq) is int and SEQ_MIN <= seq <= SEQ_MAX:
+        return None  # the usual cursor, checked first: this runs for every record read
     if isinstance(seq, bool) or not isinstance(seq, (int, str, float)) or seq == "":
         return "required, an integer or a non-empty string cursor"
     if isinstance(seq, float):
